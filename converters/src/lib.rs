@@ -1,0 +1,19 @@
+//! ferry's disk formats: every source disk ferry reads, the sinks it writes, and the
+//! parallel copy engine between them. Knows nothing of guests or libvirt.
+
+pub mod chain;
+pub mod compress;
+pub mod error;
+pub mod image_file;
+pub mod probe;
+pub mod qcow2;
+pub mod raw;
+pub mod sink;
+pub mod source;
+pub mod vhd;
+pub mod vmdk;
+
+pub use error::{Error, Result};
+pub use probe::{open, probe, Format, OpenOptions};
+pub use sink::{DiskSink, SinkSummary};
+pub use source::{DiskSource, Extent, ExtentKind, LayerInfo};
