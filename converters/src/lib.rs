@@ -17,3 +17,8 @@ pub use error::{Error, Result};
 pub use probe::{open, probe, Format, OpenOptions};
 pub use sink::{DiskSink, SinkSummary};
 pub use source::{DiskSource, Extent, ExtentKind, LayerInfo};
+pub mod copy;
+pub mod raw_sink;
+#[cfg(test)]
+pub(crate) mod testutil;
+pub mod verify;

@@ -1,0 +1,51 @@
+//! `ferry demo`: run the sample pipeline and narrate it.
+
+use super::units::human;
+use super::{print_json, CliResult, DemoArgs, Exit, Failure};
+use crate::demo::{self, DemoError};
+
+pub fn run(args: &DemoArgs) -> CliResult {
+    let dir = match &args.dir {
+        Some(d) => d.clone(),
+        None => tempfile::Builder::new()
+            .prefix("ferry-demo-")
+            .tempdir()
+            .map_err(|e| Failure::new(Exit::OutputFailed, e))?
+            .keep(),
+    };
+    if !args.json {
+        println!("ferry demo: building a sample VMware guest disk in {}", dir.display());
+    }
+    let report = demo::run(&dir).map_err(|e| {
+        let exit = match e {
+            DemoError::Verify(_) => Exit::VerifyFailed,
+            _ => Exit::OutputFailed,
+        };
+        Failure::new(exit, e)
+    })?;
+    if args.json {
+        return print_json(&report);
+    }
+    let sub = report.source_subformat.as_deref().unwrap_or("");
+    println!("1. built {} in {:.1} s: a {} VMware disk ({} {sub}) with an MBR and an ext4 root holding:",
+        report.source.display(), report.build_seconds, human(report.copy.virtual_size), report.source_format);
+    for f in &report.guest_files {
+        println!("     {f}");
+    }
+    println!("2. inspected it: {:?} partition table", report.layout.table);
+    for p in &report.layout.partitions {
+        println!("     partition {} at {} MiB, {}, {}", p.number, p.start >> 20, human(p.size), p.filesystem.map_or("-", |f| f.name()));
+    }
+    let c = &report.copy;
+    println!("3. converted it to {} in {:.2} s: read {} of data, skipped {} by the allocation map, {} zero detected",
+        report.output.display(), c.seconds, human(c.bytes_read), human(c.bytes_skipped_by_map), human(c.bytes_zero_detected));
+    let v = &report.verify;
+    println!("4. verified the qcow2 against the VMDK: identical ({} compared by SHA-256 in {} ranges, {} zero in both maps)",
+        human(v.bytes_hashed), v.ranges_hashed, human(v.bytes_zero_in_both_maps));
+    match &report.qemu_img_cross_check {
+        Some(x) => println!("5. cross-checked with QEMU: {x}"),
+        None => println!("5. qemu-img is not installed: skipped QEMU's own cross-check"),
+    }
+    println!("\nnext: ferry info {}", report.output.display());
+    Ok(())
+}

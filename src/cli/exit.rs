@@ -1,0 +1,57 @@
+//! Exit codes (documented in the README) and the error type that carries one.
+
+use std::fmt;
+
+/// Every way ferry can end; the numbers are part of the interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Ok = 0,
+    /// The input is missing, unreadable, malformed, unsupported or of unknown format.
+    BadInput = 1,
+    /// The command line is wrong (clap reports these itself with the same code).
+    Usage = 2,
+    /// The output could not be written or a required tool failed.
+    OutputFailed = 3,
+    /// `--verify` found the output different from the source.
+    VerifyFailed = 4,
+}
+
+impl Exit {
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+}
+
+/// An error on its way to `main`, with the exit code it ends in.
+pub struct Failure {
+    pub exit: Exit,
+    pub error: anyhow::Error,
+}
+
+impl Failure {
+    pub fn new(exit: Exit, error: impl Into<anyhow::Error>) -> Self {
+        Failure {
+            exit,
+            error: error.into(),
+        }
+    }
+
+    /// Input errors (malformed, unsupported, unknown format) are exit 1; others fall into
+    /// `otherwise`.
+    pub fn classify(err: converters::Error, otherwise: Exit) -> Self {
+        let exit = if err.is_bad_input() {
+            Exit::BadInput
+        } else {
+            otherwise
+        };
+        Failure::new(exit, err)
+    }
+}
+
+impl fmt::Debug for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:#} (exit {})", self.error, self.exit.code())
+    }
+}
+
+pub type CliResult<T = ()> = Result<T, Failure>;

@@ -1,0 +1,196 @@
+//! The command line: argument definitions (clap) and one module per subcommand.
+
+mod convert;
+mod demo;
+pub mod exit;
+mod info;
+pub mod progress;
+mod units;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+pub use exit::{CliResult, Exit, Failure};
+
+const EXIT_CODES: &str = "\
+EXIT STATUS:
+  0  success
+  1  bad input: the source is missing, unreadable, malformed, unsupported or of unknown format
+  2  usage error: the command line is wrong
+  3  the output could not be written
+  4  --verify found the output different from the source";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ferry",
+    version,
+    about = "Move machines into KVM and back out: convert VMware, Xen and physical disks, verified",
+    long_about = "ferry converts the disks of VMware, Xen and physical machines into qcow2 or raw \
+                  for KVM, byte for byte and in parallel, and proves the result equal to the source.",
+    after_help = EXIT_CODES
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Convert a disk image to qcow2 or raw (argument order as `qemu-img convert`)
+    #[command(after_help = CONVERT_HELP)]
+    Convert(ConvertArgs),
+    /// Show a disk's format, size, allocation, chain, partitions and filesystems
+    #[command(after_help = EXIT_CODES)]
+    Info(InfoArgs),
+    /// Build a small sample VMware disk and convert it, showing each step
+    #[command(after_help = EXIT_CODES)]
+    Demo(DemoArgs),
+}
+
+const CONVERT_HELP: &str = "\
+INPUT FORMATS (probed by magic unless --source-format is given):
+  vmdk   monolithicSparse, monolithicFlat, twoGbMaxExtentSparse/Flat, streamOptimized,
+         ESXi vmfs (+ -flat.vmdk), vmfsSparse and seSparse deltas, snapshot chains
+  vhd    fixed, dynamic, differencing (XenServer)
+  qcow2  v2 and v3, zero and compressed clusters; backing files with --follow-backing
+  raw    files, raw dumps and block devices (never probed: say --source-format raw)
+
+EXAMPLES:
+  ferry convert disk.vmdk disk.qcow2
+  ferry convert -f raw -O qcow2 --compress zstd --verify /dev/sdb sdb.qcow2
+  ferry convert --dry-run --json web01.vmdk web01.qcow2
+
+The output is written under a temporary name next to DST and renamed into place only when
+complete; the source is opened read-only.
+
+EXIT STATUS:
+  0  success
+  1  bad input: the source is missing, unreadable, malformed, unsupported or of unknown format
+  2  usage error: the command line is wrong
+  3  the output could not be written
+  4  --verify found the output different from the source";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SourceFormat {
+    Raw,
+    Vmdk,
+    Vhd,
+    Qcow2,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Qcow2,
+    Raw,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompressArg {
+    Zlib,
+    Zstd,
+}
+
+#[derive(Debug, Args)]
+pub struct SourceArgs {
+    /// Source format; without it the format is probed from magic bytes
+    #[arg(short = 'f', long = "source-format", value_enum)]
+    pub source_format: Option<SourceFormat>,
+    /// Read qcow2 backing files named inside the image (off by default: the name is image data)
+    #[arg(long)]
+    pub follow_backing: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ConvertArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Output format
+    #[arg(short = 'O', long = "output-format", value_enum, default_value = "qcow2")]
+    pub output_format: OutputFormat,
+    /// Compress qcow2 clusters (in parallel); zstd needs QEMU 5.1 or later to read
+    #[arg(short = 'c', long, value_enum)]
+    pub compress: Option<CompressArg>,
+    /// Compression level (zlib 1-9, default 6; zstd 1-19, default 3)
+    #[arg(long, requires = "compress")]
+    pub compress_level: Option<i32>,
+    /// qcow2 cluster size, a power of two from 512 to 2M (suffixes K, M)
+    #[arg(long, default_value = "64K", value_parser = units::parse_size)]
+    pub cluster_size: u64,
+    /// Worker threads reading, zero-detecting and compressing (default: all cores)
+    #[arg(short = 'j', long)]
+    pub jobs: Option<usize>,
+    /// Re-read the output and prove it equal to the source, extent by extent
+    #[arg(long)]
+    pub verify: bool,
+    /// Print the plan (formats, sizes, bytes to copy) and write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print a JSON report on stdout instead of text
+    #[arg(long)]
+    pub json: bool,
+    /// Source disk image or block device
+    pub src: PathBuf,
+    /// Output file (or block device with -O raw)
+    pub dst: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Print JSON on stdout instead of text
+    #[arg(long)]
+    pub json: bool,
+    /// Disk image or block device
+    pub src: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Folder to build the sample in (default: a new folder under the system temp dir)
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Print JSON on stdout instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl SourceArgs {
+    pub fn format(&self) -> Option<converters::Format> {
+        self.source_format.map(|f| match f {
+            SourceFormat::Raw => converters::Format::Raw,
+            SourceFormat::Vmdk => converters::Format::Vmdk,
+            SourceFormat::Vhd => converters::Format::Vhd,
+            SourceFormat::Qcow2 => converters::Format::Qcow2,
+        })
+    }
+
+    pub fn open_options(&self) -> converters::OpenOptions {
+        converters::OpenOptions {
+            follow_backing: self.follow_backing,
+        }
+    }
+
+    /// Opens the source read-only; every failure here is bad input (exit 1).
+    pub fn open(&self, path: &std::path::Path) -> CliResult<Box<dyn converters::DiskSource>> {
+        converters::open(path, self.format(), &self.open_options())
+            .map_err(|e| Failure::new(Exit::BadInput, e))
+    }
+}
+
+/// Runs the parsed command.
+pub fn run(cli: Cli) -> CliResult {
+    match cli.command {
+        Command::Convert(args) => convert::run(&args),
+        Command::Info(args) => info::run(&args),
+        Command::Demo(args) => demo::run(&args),
+    }
+}
+
+/// Prints `value` as pretty JSON on stdout.
+pub fn print_json(value: &impl serde::Serialize) -> CliResult {
+    let text = serde_json::to_string_pretty(value).map_err(|e| Failure::new(Exit::OutputFailed, e))?;
+    println!("{text}");
+    Ok(())
+}

@@ -1,0 +1,102 @@
+//! `ferry demo`: builds a small VMware guest disk and runs it through ferry's pipeline, so
+//! a new user sees every stage work on their machine in seconds. Later stages (fixups,
+//! libvirt) join the demo as they land.
+
+mod sample_disk;
+pub mod vmdk_writer;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use converters::copy::{copy_disk, CopyOptions, CopyStats};
+use converters::qcow2::{Qcow2Sink, Qcow2WriteOptions};
+use converters::verify::{verify, VerifyReport};
+use converters::{Format, OpenOptions};
+
+use crate::layout::{read_layout, DiskLayout};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("cannot build the sample disk in {}: {err}", dir.display())]
+    Build { dir: PathBuf, err: std::io::Error },
+    #[error(transparent)]
+    Convert(#[from] converters::Error),
+    #[error("partition table: {0}")]
+    Layout(String),
+    #[error("verification failed: {0}")]
+    Verify(String),
+}
+
+#[derive(Debug, Serialize)]
+pub struct DemoReport {
+    pub dir: PathBuf,
+    pub source: PathBuf,
+    pub source_format: String,
+    pub source_subformat: Option<String>,
+    pub guest_files: Vec<String>,
+    pub layout: DiskLayout,
+    pub output: PathBuf,
+    pub copy: CopyStats,
+    pub verify: VerifyReport,
+    /// `qemu-img compare` and `check` on the result, when qemu-img is installed.
+    pub qemu_img_cross_check: Option<String>,
+    pub build_seconds: f64,
+}
+
+/// Runs the demo in `dir` (created if missing).
+pub fn run(dir: &Path) -> Result<DemoReport, DemoError> {
+    let build_err = |err| DemoError::Build {
+        dir: dir.to_path_buf(),
+        err,
+    };
+    std::fs::create_dir_all(dir).map_err(build_err)?;
+    let started = Instant::now();
+    let raw = dir.join("web01-sample.raw");
+    let vmdk = dir.join("web01.vmdk");
+    let guest_files = sample_disk::build(dir, &raw).map_err(build_err)?;
+    vmdk_writer::write_monolithic_sparse(&raw, &vmdk).map_err(build_err)?;
+    std::fs::remove_file(&raw).map_err(build_err)?;
+    let build_seconds = started.elapsed().as_secs_f64();
+
+    let source = converters::open(&vmdk, None, &OpenOptions::default())?;
+    let top = source.layers().into_iter().next();
+    let layout = read_layout(source.as_ref()).map_err(|e| DemoError::Layout(e.to_string()))?;
+    let output = dir.join("web01.qcow2");
+    let sink = Qcow2Sink::create(&output, source.size(), Qcow2WriteOptions::default())?;
+    let copy = copy_disk(source.as_ref(), Box::new(sink), &CopyOptions::default(), &|_| {})?;
+    let written = converters::open(&output, Some(Format::Qcow2), &OpenOptions::default())?;
+    let verify = verify(source.as_ref(), written.as_ref(), CopyOptions::default().jobs)
+        .map_err(|e| DemoError::Verify(e.to_string()))?;
+    Ok(DemoReport {
+        dir: dir.to_path_buf(),
+        source: vmdk.clone(),
+        source_format: top.as_ref().map_or_else(|| "vmdk".into(), |l| l.format.clone()),
+        source_subformat: top.and_then(|l| l.subformat),
+        guest_files,
+        layout,
+        qemu_img_cross_check: qemu_img_cross_check(&vmdk, &output),
+        output,
+        copy,
+        verify,
+        build_seconds,
+    })
+}
+
+/// An independent opinion from QEMU's own tool, when it is installed.
+fn qemu_img_cross_check(source: &Path, output: &Path) -> Option<String> {
+    let compare = Command::new("qemu-img")
+        .args(["compare", "-f", "vmdk", "-F", "qcow2"])
+        .arg(source)
+        .arg(output)
+        .output()
+        .ok()?;
+    let check = Command::new("qemu-img").args(["check", "-f", "qcow2"]).arg(output).output().ok()?;
+    Some(format!(
+        "qemu-img compare: {}; qemu-img check: {}",
+        String::from_utf8_lossy(&compare.stdout).trim(),
+        if check.status.success() { "no errors" } else { "ERRORS" }
+    ))
+}

@@ -1,0 +1,8 @@
+//! ferry's end-to-end tests: one binary, run against real tools (qemu-img, qemu-io,
+//! mkfs.ext4) and the shared corpus of images written by other projects.
+
+mod cli;
+mod convert_formats;
+mod corpus;
+mod demo;
+mod util;

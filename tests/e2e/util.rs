@@ -1,0 +1,142 @@
+//! Shared helpers for the end-to-end tests: running ferry and the peer tools, building
+//! reference disks, and skipping (locally) or failing (in CI) when a tool is missing.
+
+#![allow(dead_code)]
+
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn ferry() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ferry"))
+}
+
+/// Runs ferry with `args`, returning its output whatever the exit code.
+pub fn run_ferry<I, S>(args: I) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    ferry().args(args).output().expect("ferry runs")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// True when `tool` is on PATH. Without it a test skips with a message locally but fails
+/// when `CI` is set, so CI cannot silently test less.
+pub fn have_tool(tool: &str) -> bool {
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{tool} is required in CI but not installed"
+        );
+        eprintln!("skipping: {tool} is not installed");
+    }
+    found
+}
+
+/// Runs a tool that must succeed, with its stderr in the panic message.
+pub fn run_ok(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        stderr(&out),
+        stdout(&out)
+    );
+    out
+}
+
+pub fn qemu_img(args: &[&str]) -> Output {
+    run_ok(Command::new("qemu-img").args(args))
+}
+
+pub fn p(path: &Path) -> &str {
+    path.to_str().expect("utf-8 test path")
+}
+
+/// Sum of the lengths qemu-img map calls data (what `ferry info` reports as allocated).
+pub fn qemu_map_data_bytes(image: &Path, format: &str) -> u64 {
+    let out = qemu_img(&["map", "--output=json", "-f", format, p(image)]);
+    let map: serde_json::Value = serde_json::from_slice(&out.stdout).expect("map json");
+    map.as_array()
+        .expect("array")
+        .iter()
+        .filter(|e| e["data"].as_bool() == Some(true))
+        .map(|e| e["length"].as_u64().expect("length"))
+        .sum()
+}
+
+/// `qemu-img compare` says the two images hold the same guest bytes.
+pub fn assert_qemu_identical(a: &Path, a_fmt: &str, b: &Path, b_fmt: &str) {
+    let out = Command::new("qemu-img")
+        .args(["compare", "-f", a_fmt, "-F", b_fmt, p(a), p(b)])
+        .output()
+        .expect("qemu-img compare runs");
+    assert!(
+        out.status.success(),
+        "qemu-img compare {} {}: {}{}",
+        a.display(),
+        b.display(),
+        stdout(&out),
+        stderr(&out)
+    );
+}
+
+pub fn assert_qemu_check_clean(image: &Path) {
+    let out = Command::new("qemu-img")
+        .args(["check", "-f", "qcow2", p(image)])
+        .output()
+        .expect("qemu-img check runs");
+    assert!(
+        out.status.success(),
+        "qemu-img check {}: {}{}",
+        image.display(),
+        stdout(&out),
+        stderr(&out)
+    );
+}
+
+/// A sparse raw disk of `size` bytes with deterministic non-zero bytes at each
+/// `(offset, len)`; the reference every converted image is compared with.
+pub fn pattern_raw(path: &Path, size: u64, writes: &[(u64, usize)]) {
+    let f = std::fs::File::create(path).expect("create raw");
+    f.set_len(size).expect("size raw");
+    for (i, &(offset, len)) in writes.iter().enumerate() {
+        let data: Vec<u8> = (0..len)
+            .map(|j| ((j as u64 * 31 + offset + i as u64 * 7) % 251) as u8 | 1)
+            .collect();
+        f.write_all_at(&data, offset).expect("write raw");
+    }
+}
+
+pub fn tmpdir() -> tempfile::TempDir {
+    let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    tempfile::tempdir_in(base).expect("tempdir")
+}
+
+/// The shared corpus of real images, when present next to the checkout.
+pub fn corpus_dir() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
+    if dir.join("MANIFEST.tsv").exists() {
+        Some(dir)
+    } else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "../shared/corpus is required in CI"
+        );
+        eprintln!("skipping: ../shared/corpus not found");
+        None
+    }
+}
