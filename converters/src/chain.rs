@@ -85,7 +85,9 @@ impl DiskSource for Layered {
             let pos = offset + done as u64;
             let want = (buf.len() - done) as u64;
             let e = self.top.extent_at(pos, want)?;
-            let n = usize::try_from(e.len).unwrap_or(usize::MAX).min(buf.len() - done);
+            let n = usize::try_from(e.len)
+                .unwrap_or(usize::MAX)
+                .min(buf.len() - done);
             let chunk = &mut buf[done..done + n];
             match e.kind {
                 ExtentKind::Data => self.top.read_exact_at(chunk, pos)?,

@@ -148,7 +148,9 @@ mod tests {
             .unwrap());
         out.resize(out.len().div_ceil(512) * 512, 0xAA);
         let mut back = vec![0u8; input.len()];
-        Compression::Zlib.decompress_cluster(&out, &mut back).unwrap();
+        Compression::Zlib
+            .decompress_cluster(&out, &mut back)
+            .unwrap();
         assert_eq!(back, input);
     }
 
@@ -161,7 +163,9 @@ mod tests {
             .unwrap());
         out.resize(out.len().div_ceil(512) * 512, 0);
         let mut back = vec![0u8; input.len()];
-        Compression::Zstd.decompress_cluster(&out, &mut back).unwrap();
+        Compression::Zstd
+            .decompress_cluster(&out, &mut back)
+            .unwrap();
         assert_eq!(back, input);
     }
 

@@ -70,8 +70,15 @@ struct Work {
 
 enum Piece {
     /// `buf[start..start+len]` goes to guest offset `offset`.
-    Data { offset: u64, start: usize, len: usize },
-    Compressed { offset: u64, bytes: Vec<u8> },
+    Data {
+        offset: u64,
+        start: usize,
+        len: usize,
+    },
+    Compressed {
+        offset: u64,
+        bytes: Vec<u8>,
+    },
 }
 
 enum Outcome {

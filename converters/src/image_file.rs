@@ -92,7 +92,11 @@ impl ImageFile {
                     format!("truncated: {what} at offset {offset:#x} is cut short"),
                 )
             } else {
-                Error::io(&self.path, format!("cannot read {what} at offset {offset:#x}"), e)
+                Error::io(
+                    &self.path,
+                    format!("cannot read {what} at offset {offset:#x}"),
+                    e,
+                )
             }
         })
     }

@@ -61,7 +61,11 @@ const VHD_COOKIE: &[u8; 8] = b"conectix";
 
 /// Known magics of formats ferry does not read, so the error can name them.
 const UNSUPPORTED_MAGICS: &[(usize, &[u8], &str)] = &[
-    (0, b"vhdxfile", "format VHDX (Hyper-V); convert it with `qemu-img convert -O raw` first"),
+    (
+        0,
+        b"vhdxfile",
+        "format VHDX (Hyper-V); convert it with `qemu-img convert -O raw` first",
+    ),
     (0x40, b"\x7f\x10\xda\xbe", "format VDI (VirtualBox)"),
     (0, b"WithoutFreeSpace", "format Parallels"),
     (0, b"WithouFreSpacExt", "format Parallels"),
@@ -77,7 +81,9 @@ pub fn probe(path: &Path) -> Result<Format> {
     let n = file.read_at_most(&mut head, 0, "header")?;
     let head = &head[..n];
     if head.starts_with(QCOW_MAGIC) {
-        let version = head.get(4..8).map(|v| u32::from_be_bytes([v[0], v[1], v[2], v[3]]));
+        let version = head
+            .get(4..8)
+            .map(|v| u32::from_be_bytes([v[0], v[1], v[2], v[3]]));
         return match version {
             Some(2 | 3) => Ok(Format::Qcow2),
             Some(v) => Err(Error::unsupported(path, format!("qcow version {v}"))),
@@ -114,7 +120,9 @@ fn is_vmdk_descriptor_text(head: &[u8]) -> bool {
         return false;
     };
     text.contains(std::str::from_utf8(VMDK_DESCRIPTOR_MARK).unwrap_or_default())
-        || text.lines().any(|l| l.trim_start().starts_with("createType"))
+        || text
+            .lines()
+            .any(|l| l.trim_start().starts_with("createType"))
 }
 
 fn has_vhd_extension(path: &Path) -> bool {

@@ -11,7 +11,9 @@ use converters::verify::{verify, VerifyError, VerifyReport};
 use converters::{compress::Compression, DiskSink, DiskSource, Format, LayerInfo};
 
 use super::units::human;
-use super::{progress, print_json, CliResult, CompressArg, ConvertArgs, Exit, Failure, OutputFormat};
+use super::{
+    print_json, progress, CliResult, CompressArg, ConvertArgs, Exit, Failure, OutputFormat,
+};
 
 #[derive(Debug, Serialize)]
 struct SourceSummary {
@@ -44,7 +46,10 @@ struct ConvertReport {
 pub fn run(args: &ConvertArgs) -> CliResult {
     check_args(args)?;
     let source = args.source.open(&args.src)?;
-    let jobs = args.jobs.unwrap_or_else(|| CopyOptions::default().jobs).max(1);
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| CopyOptions::default().jobs)
+        .max(1);
     let mut report = ConvertReport {
         dry_run: args.dry_run,
         source: summarize_source(&args.src, source.as_ref())?,
@@ -145,7 +150,11 @@ fn create_sink(args: &ConvertArgs, size: u64) -> CliResult<Box<dyn DiskSink>> {
     })
 }
 
-fn verify_output(args: &ConvertArgs, source: &dyn DiskSource, jobs: usize) -> CliResult<VerifyReport> {
+fn verify_output(
+    args: &ConvertArgs,
+    source: &dyn DiskSource,
+    jobs: usize,
+) -> CliResult<VerifyReport> {
     let format = match args.output_format {
         OutputFormat::Qcow2 => Format::Qcow2,
         OutputFormat::Raw => Format::Raw,
@@ -166,17 +175,41 @@ fn print_report(report: &ConvertReport, json: bool) -> CliResult {
         return print_json(report);
     }
     let s = &report.source;
-    let sub = s.subformat.as_deref().map(|x| format!(" ({x})")).unwrap_or_default();
-    println!("source:  {} — {}{sub}, {} virtual, {} allocated", s.path, s.format, human(s.virtual_size), human(s.allocated_bytes));
+    let sub = s
+        .subformat
+        .as_deref()
+        .map(|x| format!(" ({x})"))
+        .unwrap_or_default();
+    println!(
+        "source:  {} — {}{sub}, {} virtual, {} allocated",
+        s.path,
+        s.format,
+        human(s.virtual_size),
+        human(s.allocated_bytes)
+    );
     for (depth, layer) in s.layers.iter().enumerate().skip(1) {
-        println!("  backed by [{depth}] {} ({})", layer.path.display(), layer.format);
+        println!(
+            "  backed by [{depth}] {} ({})",
+            layer.path.display(),
+            layer.format
+        );
     }
     let o = &report.output;
-    let comp = o.compression.map(|c| format!(", {c:?} compressed").to_lowercase()).unwrap_or_default();
-    let cluster = o.cluster_size.map(|c| format!(", {} clusters", human(c))).unwrap_or_default();
+    let comp = o
+        .compression
+        .map(|c| format!(", {c:?} compressed").to_lowercase())
+        .unwrap_or_default();
+    let cluster = o
+        .cluster_size
+        .map(|c| format!(", {} clusters", human(c)))
+        .unwrap_or_default();
     println!("output:  {} — {}{cluster}{comp}", o.path, o.format);
     if report.dry_run {
-        println!("plan:    read {} with {} worker threads; nothing written (--dry-run)", human(s.allocated_bytes), report.jobs);
+        println!(
+            "plan:    read {} with {} worker threads; nothing written (--dry-run)",
+            human(s.allocated_bytes),
+            report.jobs
+        );
         return Ok(());
     }
     if let Some(c) = &report.copy {

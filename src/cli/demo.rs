@@ -14,7 +14,10 @@ pub fn run(args: &DemoArgs) -> CliResult {
             .keep(),
     };
     if !args.json {
-        println!("ferry demo: building a sample VMware guest disk in {}", dir.display());
+        println!(
+            "ferry demo: building a sample VMware guest disk in {}",
+            dir.display()
+        );
     }
     let report = demo::run(&dir).map_err(|e| {
         let exit = match e {
@@ -27,14 +30,25 @@ pub fn run(args: &DemoArgs) -> CliResult {
         return print_json(&report);
     }
     let sub = report.source_subformat.as_deref().unwrap_or("");
-    println!("1. built {} in {:.1} s: a {} VMware disk ({} {sub}) with an MBR and an ext4 root holding:",
-        report.source.display(), report.build_seconds, human(report.copy.virtual_size), report.source_format);
+    println!(
+        "1. built {} in {:.1} s: a {} VMware disk ({} {sub}) with an MBR and an ext4 root holding:",
+        report.source.display(),
+        report.build_seconds,
+        human(report.copy.virtual_size),
+        report.source_format
+    );
     for f in &report.guest_files {
         println!("     {f}");
     }
     println!("2. inspected it: {:?} partition table", report.layout.table);
     for p in &report.layout.partitions {
-        println!("     partition {} at {} MiB, {}, {}", p.number, p.start >> 20, human(p.size), p.filesystem.map_or("-", |f| f.name()));
+        println!(
+            "     partition {} at {} MiB, {}, {}",
+            p.number,
+            p.start >> 20,
+            human(p.size),
+            p.filesystem.map_or("-", |f| f.name())
+        );
     }
     let c = &report.copy;
     println!("3. converted it to {} in {:.2} s: read {} of data, skipped {} by the allocation map, {} zero detected",

@@ -51,36 +51,69 @@ pub fn run(args: &InfoArgs) -> CliResult {
 
 fn print_text(r: &InfoReport) {
     println!("image:          {}", r.path);
-    let sub = r.subformat.as_deref().map(|s| format!(" ({s})")).unwrap_or_default();
+    let sub = r
+        .subformat
+        .as_deref()
+        .map(|s| format!(" ({s})"))
+        .unwrap_or_default();
     println!("format:         {}{sub}", r.format);
-    println!("virtual size:   {} ({} bytes)", human(r.virtual_size), r.virtual_size);
-    println!("allocated:      {} ({} bytes)", human(r.allocated_bytes), r.allocated_bytes);
+    println!(
+        "virtual size:   {} ({} bytes)",
+        human(r.virtual_size),
+        r.virtual_size
+    );
+    println!(
+        "allocated:      {} ({} bytes)",
+        human(r.allocated_bytes),
+        r.allocated_bytes
+    );
     if r.chain.len() > 1 {
         println!("chain:");
         for (depth, layer) in r.chain.iter().enumerate() {
             let sub = layer.subformat.as_deref().unwrap_or("");
-            println!("  [{depth}] {} {} {sub}", layer.path.display(), layer.format);
+            println!(
+                "  [{depth}] {} {} {sub}",
+                layer.path.display(),
+                layer.format
+            );
         }
     }
     if let Some(files) = r.chain.first().map(|l| &l.files).filter(|f| f.len() > 1) {
-        println!("files:          {}", files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", "));
+        println!(
+            "files:          {}",
+            files
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
     }
     if let Some(e) = &r.layout_error {
         println!("partitions:     unreadable ({e})");
     }
     let Some(layout) = &r.layout else { return };
     if let Some(fs) = layout.whole_disk_filesystem {
-        println!("filesystem:     {} (whole disk, no partition table)", fs.name());
+        println!(
+            "filesystem:     {} (whole disk, no partition table)",
+            fs.name()
+        );
         return;
     }
     println!("partition table: {:?}", layout.table);
     for p in &layout.partitions {
         let fs = p.filesystem.map_or("-", |f| f.name());
-        let name = p.name.as_deref().map(|n| format!(" \"{n}\"")).unwrap_or_default();
+        let name = p
+            .name
+            .as_deref()
+            .map(|n| format!(" \"{n}\""))
+            .unwrap_or_default();
         let boot = if p.bootable { " boot" } else { "" };
         println!(
             "  {:>2}  start {:>12}  size {:>10}  type {}  {fs}{name}{boot}",
-            p.number, p.start, human(p.size), p.type_id
+            p.number,
+            p.start,
+            human(p.size),
+            p.type_id
         );
     }
 }

@@ -106,7 +106,12 @@ pub struct ConvertArgs {
     #[command(flatten)]
     pub source: SourceArgs,
     /// Output format
-    #[arg(short = 'O', long = "output-format", value_enum, default_value = "qcow2")]
+    #[arg(
+        short = 'O',
+        long = "output-format",
+        value_enum,
+        default_value = "qcow2"
+    )]
     pub output_format: OutputFormat,
     /// Compress qcow2 clusters (in parallel); zstd needs QEMU 5.1 or later to read
     #[arg(short = 'c', long, value_enum)]
@@ -190,7 +195,8 @@ pub fn run(cli: Cli) -> CliResult {
 
 /// Prints `value` as pretty JSON on stdout.
 pub fn print_json(value: &impl serde::Serialize) -> CliResult {
-    let text = serde_json::to_string_pretty(value).map_err(|e| Failure::new(Exit::OutputFailed, e))?;
+    let text =
+        serde_json::to_string_pretty(value).map_err(|e| Failure::new(Exit::OutputFailed, e))?;
     println!("{text}");
     Ok(())
 }

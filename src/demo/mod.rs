@@ -66,14 +66,25 @@ pub fn run(dir: &Path) -> Result<DemoReport, DemoError> {
     let layout = read_layout(source.as_ref()).map_err(|e| DemoError::Layout(e.to_string()))?;
     let output = dir.join("web01.qcow2");
     let sink = Qcow2Sink::create(&output, source.size(), Qcow2WriteOptions::default())?;
-    let copy = copy_disk(source.as_ref(), Box::new(sink), &CopyOptions::default(), &|_| {})?;
+    let copy = copy_disk(
+        source.as_ref(),
+        Box::new(sink),
+        &CopyOptions::default(),
+        &|_| {},
+    )?;
     let written = converters::open(&output, Some(Format::Qcow2), &OpenOptions::default())?;
-    let verify = verify(source.as_ref(), written.as_ref(), CopyOptions::default().jobs)
-        .map_err(|e| DemoError::Verify(e.to_string()))?;
+    let verify = verify(
+        source.as_ref(),
+        written.as_ref(),
+        CopyOptions::default().jobs,
+    )
+    .map_err(|e| DemoError::Verify(e.to_string()))?;
     Ok(DemoReport {
         dir: dir.to_path_buf(),
         source: vmdk.clone(),
-        source_format: top.as_ref().map_or_else(|| "vmdk".into(), |l| l.format.clone()),
+        source_format: top
+            .as_ref()
+            .map_or_else(|| "vmdk".into(), |l| l.format.clone()),
         source_subformat: top.and_then(|l| l.subformat),
         guest_files,
         layout,
@@ -93,10 +104,18 @@ fn qemu_img_cross_check(source: &Path, output: &Path) -> Option<String> {
         .arg(output)
         .output()
         .ok()?;
-    let check = Command::new("qemu-img").args(["check", "-f", "qcow2"]).arg(output).output().ok()?;
+    let check = Command::new("qemu-img")
+        .args(["check", "-f", "qcow2"])
+        .arg(output)
+        .output()
+        .ok()?;
     Some(format!(
         "qemu-img compare: {}; qemu-img check: {}",
         String::from_utf8_lossy(&compare.stdout).trim(),
-        if check.status.success() { "no errors" } else { "ERRORS" }
+        if check.status.success() {
+            "no errors"
+        } else {
+            "ERRORS"
+        }
     ))
 }

@@ -23,7 +23,12 @@ pub fn build(work: &Path, raw: &Path) -> io::Result<Vec<String>> {
         .arg(&fs_img)
         .arg(format!("{}k", fs_size / 1024))
         .status()
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot run mkfs.ext4 (install e2fsprogs): {e}")))?;
+        .map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot run mkfs.ext4 (install e2fsprogs): {e}"),
+            )
+        })?;
     if !status.success() {
         return Err(io::Error::other(format!("mkfs.ext4 failed: {status}")));
     }
@@ -48,9 +53,18 @@ fn write_tree(tree: &Path) -> io::Result<Vec<String>> {
     }
     let entries: Vec<(&str, Vec<u8>)> = vec![
         ("etc/hostname", b"ferry-demo\n".to_vec()),
-        ("etc/fstab", b"/dev/sda1 / ext4 errors=remount-ro 0 1\n".to_vec()),
-        ("etc/os-release", b"PRETTY_NAME=\"ferry demo guest\"\nID=debian\nVERSION_ID=\"12\"\n".to_vec()),
-        ("home/demo/README.txt", b"This guest was born on VMware and moved to KVM by ferry.\n".to_vec()),
+        (
+            "etc/fstab",
+            b"/dev/sda1 / ext4 errors=remount-ro 0 1\n".to_vec(),
+        ),
+        (
+            "etc/os-release",
+            b"PRETTY_NAME=\"ferry demo guest\"\nID=debian\nVERSION_ID=\"12\"\n".to_vec(),
+        ),
+        (
+            "home/demo/README.txt",
+            b"This guest was born on VMware and moved to KVM by ferry.\n".to_vec(),
+        ),
         ("var/lib/demo/random.bin", random),
     ];
     let mut names = Vec::new();
@@ -67,7 +81,8 @@ fn write_tree(tree: &Path) -> io::Result<Vec<String>> {
 
 fn write_mbr(disk: &File) -> io::Result<()> {
     let mut writer = disk;
-    let mut mbr = mbrman::MBR::new_from(&mut writer, 512, [0xfe, 0xed, 0xfa, 0xce]).map_err(io::Error::other)?;
+    let mut mbr = mbrman::MBR::new_from(&mut writer, 512, [0xfe, 0xed, 0xfa, 0xce])
+        .map_err(io::Error::other)?;
     mbr[1] = mbrman::MBRPartitionEntry {
         boot: mbrman::BOOT_ACTIVE,
         first_chs: mbrman::CHS::empty(),

@@ -32,11 +32,16 @@ pub fn write_monolithic_sparse(raw: &Path, out: &Path) -> io::Result<()> {
     let first_gt = gd_offset + gd_sectors;
     let overhead = (first_gt + gts * gt_sectors).next_multiple_of(GRAIN_SECTORS);
 
-    let mut grain_tables = vec![0u32; usize::try_from(gts * GTES_PER_GT).map_err(io::Error::other)?];
+    let mut grain_tables =
+        vec![0u32; usize::try_from(gts * GTES_PER_GT).map_err(io::Error::other)?];
     let mut grains_data = Vec::new();
     let mut next_sector = overhead;
     let mut buf = vec![0u8; usize::try_from(GRAIN_SECTORS * SECTOR).map_err(io::Error::other)?];
-    for (index, entry) in grain_tables.iter_mut().enumerate().take(usize::try_from(grains).map_err(io::Error::other)?) {
+    for (index, entry) in grain_tables
+        .iter_mut()
+        .enumerate()
+        .take(usize::try_from(grains).map_err(io::Error::other)?)
+    {
         buf.fill(0);
         read_full(&mut input, &mut buf)?;
         if buf.iter().all(|&b| b == 0) {
@@ -50,19 +55,29 @@ pub fn write_monolithic_sparse(raw: &Path, out: &Path) -> io::Result<()> {
     let mut f = File::create(out)?;
     f.write_all(&header(capacity, gd_offset, overhead))?;
     let mut descriptor = descriptor_text(capacity, out).into_bytes();
-    descriptor.resize(usize::try_from(DESCRIPTOR_SECTORS * SECTOR).map_err(io::Error::other)?, 0);
+    descriptor.resize(
+        usize::try_from(DESCRIPTOR_SECTORS * SECTOR).map_err(io::Error::other)?,
+        0,
+    );
     f.write_all(&descriptor)?;
     let mut gd = Vec::new();
     for i in 0..gts {
         let gt_sector = u32::try_from(first_gt + i * gt_sectors).map_err(io::Error::other)?;
         gd.extend_from_slice(&gt_sector.to_le_bytes());
     }
-    gd.resize(usize::try_from(gd_sectors * SECTOR).map_err(io::Error::other)?, 0);
+    gd.resize(
+        usize::try_from(gd_sectors * SECTOR).map_err(io::Error::other)?,
+        0,
+    );
     f.write_all(&gd)?;
     let gt_bytes: Vec<u8> = grain_tables.iter().flat_map(|e| e.to_le_bytes()).collect();
     f.write_all(&gt_bytes)?;
     let written = (first_gt + gts * gt_sectors) * SECTOR;
-    f.write_all(&vec![0u8; usize::try_from(overhead * SECTOR - written).map_err(io::Error::other)?])?;
+    f.write_all(&vec![
+        0u8;
+        usize::try_from(overhead * SECTOR - written)
+            .map_err(io::Error::other)?
+    ])?;
     for (_, grain) in grains_data {
         f.write_all(&grain)?;
     }
@@ -99,7 +114,9 @@ fn header(capacity: u64, gd_offset: u64, overhead: u64) -> [u8; 512] {
 }
 
 fn descriptor_text(capacity: u64, out: &Path) -> String {
-    let name = out.file_name().map_or_else(|| "disk.vmdk".into(), |n| n.to_string_lossy().into_owned());
+    let name = out
+        .file_name()
+        .map_or_else(|| "disk.vmdk".into(), |n| n.to_string_lossy().into_owned());
     let cylinders = (capacity / (16 * 63)).clamp(1, 16383);
     format!(
         "# Disk DescriptorFile\nversion=1\nCID=5eed0001\nparentCID=ffffffff\ncreateType=\"monolithicSparse\"\n\n\

@@ -42,7 +42,11 @@ impl Filesystem {
 const PROBE_LEN: u64 = 68 * 1024;
 
 /// Recognises the filesystem that starts at `offset` and spans `len` bytes.
-pub fn detect_filesystem(source: &dyn DiskSource, offset: u64, len: u64) -> Result<Option<Filesystem>> {
+pub fn detect_filesystem(
+    source: &dyn DiskSource,
+    offset: u64,
+    len: u64,
+) -> Result<Option<Filesystem>> {
     let n = PROBE_LEN.min(len).min(source.size().saturating_sub(offset));
     let mut buf = vec![0u8; usize::try_from(n).unwrap_or(0)];
     source.read_exact_at(&mut buf, offset)?;

@@ -108,7 +108,8 @@ fn read_gpt(source: &dyn DiskSource) -> Result<DiskLayout, LayoutError> {
 
 fn read_mbr(source: &dyn DiskSource) -> Result<DiskLayout, LayoutError> {
     let mut cursor = SourceCursor::new(source);
-    let mbr = mbrman::MBR::read_from(&mut cursor, 512).map_err(|e| LayoutError::Table(e.to_string()))?;
+    let mbr =
+        mbrman::MBR::read_from(&mut cursor, 512).map_err(|e| LayoutError::Table(e.to_string()))?;
     let mut partitions = Vec::new();
     for (number, entry) in mbr.iter().filter(|(_, e)| e.is_used()) {
         let start = u64::from(entry.starting_lba) * 512;

@@ -14,7 +14,10 @@ fn assert_bad_input(args: &[&str], must_mention: &str) {
     assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
     assert_eq!(err.lines().count(), 1, "one line: {err}");
     assert!(err.starts_with("ferry: error: "), "{err}");
-    assert!(err.contains(must_mention), "{args:?}: expected '{must_mention}' in: {err}");
+    assert!(
+        err.contains(must_mention),
+        "{args:?}: expected '{must_mention}' in: {err}"
+    );
     assert!(!err.contains("panicked"), "{err}");
 }
 
@@ -56,11 +59,18 @@ fn unknown_format_asks_for_raw_and_usage_errors_exit_2() {
     let junk = dir.path().join("disk.img");
     std::fs::write(&junk, vec![0u8; 8192]).expect("write");
     assert_bad_input(&["info", p(&junk)], "--source-format raw");
-    assert_bad_input(&["convert", p(&dir.path().join("missing.vmdk")), "x.qcow2"], "missing.vmdk");
+    assert_bad_input(
+        &["convert", p(&dir.path().join("missing.vmdk")), "x.qcow2"],
+        "missing.vmdk",
+    );
     let out = run_ferry(["convert", "--cluster-size", "3000", p(&junk), "x.qcow2"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let out = run_ferry(["convert", "-f", "raw", p(&junk), p(&junk)]);
-    assert_eq!(out.status.code(), Some(2), "refuses to overwrite its source");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "refuses to overwrite its source"
+    );
 }
 
 #[test]
@@ -69,12 +79,22 @@ fn dry_run_prints_the_plan_and_writes_nothing() {
     let src = dir.path().join("disk.raw");
     pattern_raw(&src, 8 << 20, &[(0, 4096), (4 << 20, 65536)]);
     let out_path = dir.path().join("out.qcow2");
-    let out = run_ferry(["convert", "--dry-run", "--json", "-f", "raw", p(&src), p(&out_path)]);
+    let out = run_ferry([
+        "convert",
+        "--dry-run",
+        "--json",
+        "-f",
+        "raw",
+        p(&src),
+        p(&out_path),
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(v["dry_run"], true);
     assert_eq!(v["source"]["virtual_size"], 8 << 20);
-    assert!(v["source"]["allocated_bytes"].as_u64().is_some_and(|a| a >= 69632));
+    assert!(v["source"]["allocated_bytes"]
+        .as_u64()
+        .is_some_and(|a| a >= 69632));
     assert!(!out_path.exists());
 }
 
@@ -82,13 +102,30 @@ fn dry_run_prints_the_plan_and_writes_nothing() {
 fn raw_conversion_to_raw_is_exact_and_json_reports_it() {
     let dir = tmpdir();
     let src = dir.path().join("disk.raw");
-    pattern_raw(&src, (3 << 20) + 512, &[(0, 512), (1_000_001, 77), ((3 << 20), 512)]);
+    pattern_raw(
+        &src,
+        (3 << 20) + 512,
+        &[(0, 512), (1_000_001, 77), ((3 << 20), 512)],
+    );
     let dst = dir.path().join("copy.raw");
-    let out = run_ferry(["convert", "--json", "--verify", "-f", "raw", "-O", "raw", p(&src), p(&dst)]);
+    let out = run_ferry([
+        "convert",
+        "--json",
+        "--verify",
+        "-f",
+        "raw",
+        "-O",
+        "raw",
+        p(&src),
+        p(&dst),
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert!(v["verify"]["bytes_hashed"].as_u64().is_some());
-    assert_eq!(std::fs::read(&dst).expect("dst"), std::fs::read(&src).expect("src"));
+    assert_eq!(
+        std::fs::read(&dst).expect("dst"),
+        std::fs::read(&src).expect("src")
+    );
 }
 
 #[test]
@@ -99,11 +136,33 @@ fn truncated_and_wrong_magic_images_are_refused() {
     let dir = tmpdir();
     let reference = dir.path().join("ref.raw");
     pattern_raw(&reference, 4 << 20, &[(0, 4 << 20)]);
-    for (fmt, opts) in [("vmdk", "subformat=monolithicSparse"), ("vmdk", "subformat=streamOptimized"), ("qcow2", "compat=1.1"), ("vpc", "subformat=dynamic")] {
-        let img = dir.path().join(format!("trunc-{}.img", opts.replace(['=', ','], "-")));
-        qemu_img(&["convert", "-f", "raw", "-O", fmt, "-o", opts, p(&reference), p(&img)]);
+    for (fmt, opts) in [
+        ("vmdk", "subformat=monolithicSparse"),
+        ("vmdk", "subformat=streamOptimized"),
+        ("qcow2", "compat=1.1"),
+        ("vpc", "subformat=dynamic"),
+    ] {
+        let img = dir
+            .path()
+            .join(format!("trunc-{}.img", opts.replace(['=', ','], "-")));
+        qemu_img(&[
+            "convert",
+            "-f",
+            "raw",
+            "-O",
+            fmt,
+            "-o",
+            opts,
+            p(&reference),
+            p(&img),
+        ]);
         let len = std::fs::metadata(&img).expect("meta").len();
-        std::fs::OpenOptions::new().write(true).open(&img).expect("open").set_len(len / 2).expect("truncate");
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&img)
+            .expect("open")
+            .set_len(len / 2)
+            .expect("truncate");
         refuse(dir.path(), &img, "trunc-");
     }
     let bad = dir.path().join("badmagic.vmdk");
@@ -141,16 +200,25 @@ fn absurd_sizes_fail_fast_with_bounded_memory() {
     // qcow2 whose L1 table claims terabytes.
     let q = dir.path().join("huge-l1.qcow2");
     qemu_img(&["create", "-f", "qcow2", p(&q), "64M"]);
-    let f = std::fs::OpenOptions::new().write(true).open(&q).expect("open");
-    f.write_all_at(&(1u64 << 55).to_be_bytes(), 24).expect("size");
-    f.write_all_at(&0x4000_0000u32.to_be_bytes(), 36).expect("l1 size");
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&q)
+        .expect("open");
+    f.write_all_at(&(1u64 << 55).to_be_bytes(), 24)
+        .expect("size");
+    f.write_all_at(&0x4000_0000u32.to_be_bytes(), 36)
+        .expect("l1 size");
     drop(f);
     refuse(dir.path(), &q, "huge-l1.qcow2");
     // Sparse VMDK whose capacity is absurd.
     let v = dir.path().join("huge.vmdk");
     qemu_img(&["create", "-f", "vmdk", p(&v), "64M"]);
-    let f = std::fs::OpenOptions::new().write(true).open(&v).expect("open");
-    f.write_all_at(&(1u64 << 62).to_le_bytes(), 12).expect("capacity");
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&v)
+        .expect("open");
+    f.write_all_at(&(1u64 << 62).to_le_bytes(), 12)
+        .expect("capacity");
     drop(f);
     refuse(dir.path(), &v, "huge.vmdk");
 }

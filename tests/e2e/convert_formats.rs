@@ -29,18 +29,66 @@ struct Case {
 }
 
 const CASES: &[Case] = &[
-    Case { name: "vmdk-monolithicSparse", qemu_format: "vmdk", options: &["-o", "subformat=monolithicSparse"] },
-    Case { name: "vmdk-monolithicFlat", qemu_format: "vmdk", options: &["-o", "subformat=monolithicFlat"] },
-    Case { name: "vmdk-twoGbMaxExtentSparse", qemu_format: "vmdk", options: &["-o", "subformat=twoGbMaxExtentSparse"] },
-    Case { name: "vmdk-twoGbMaxExtentFlat", qemu_format: "vmdk", options: &["-o", "subformat=twoGbMaxExtentFlat"] },
-    Case { name: "vmdk-streamOptimized", qemu_format: "vmdk", options: &["-o", "subformat=streamOptimized"] },
-    Case { name: "vhd-dynamic", qemu_format: "vpc", options: &["-o", "subformat=dynamic,force_size=on"] },
-    Case { name: "vhd-fixed", qemu_format: "vpc", options: &["-o", "subformat=fixed,force_size=on"] },
-    Case { name: "qcow2-v2", qemu_format: "qcow2", options: &["-o", "compat=0.10"] },
-    Case { name: "qcow2-v3-4k-clusters", qemu_format: "qcow2", options: &["-o", "compat=1.1,cluster_size=4096"] },
-    Case { name: "qcow2-compressed-zlib", qemu_format: "qcow2", options: &["-c"] },
-    Case { name: "qcow2-compressed-zstd", qemu_format: "qcow2", options: &["-c", "-o", "compression_type=zstd"] },
-    Case { name: "raw", qemu_format: "raw", options: &[] },
+    Case {
+        name: "vmdk-monolithicSparse",
+        qemu_format: "vmdk",
+        options: &["-o", "subformat=monolithicSparse"],
+    },
+    Case {
+        name: "vmdk-monolithicFlat",
+        qemu_format: "vmdk",
+        options: &["-o", "subformat=monolithicFlat"],
+    },
+    Case {
+        name: "vmdk-twoGbMaxExtentSparse",
+        qemu_format: "vmdk",
+        options: &["-o", "subformat=twoGbMaxExtentSparse"],
+    },
+    Case {
+        name: "vmdk-twoGbMaxExtentFlat",
+        qemu_format: "vmdk",
+        options: &["-o", "subformat=twoGbMaxExtentFlat"],
+    },
+    Case {
+        name: "vmdk-streamOptimized",
+        qemu_format: "vmdk",
+        options: &["-o", "subformat=streamOptimized"],
+    },
+    Case {
+        name: "vhd-dynamic",
+        qemu_format: "vpc",
+        options: &["-o", "subformat=dynamic,force_size=on"],
+    },
+    Case {
+        name: "vhd-fixed",
+        qemu_format: "vpc",
+        options: &["-o", "subformat=fixed,force_size=on"],
+    },
+    Case {
+        name: "qcow2-v2",
+        qemu_format: "qcow2",
+        options: &["-o", "compat=0.10"],
+    },
+    Case {
+        name: "qcow2-v3-4k-clusters",
+        qemu_format: "qcow2",
+        options: &["-o", "compat=1.1,cluster_size=4096"],
+    },
+    Case {
+        name: "qcow2-compressed-zlib",
+        qemu_format: "qcow2",
+        options: &["-c"],
+    },
+    Case {
+        name: "qcow2-compressed-zstd",
+        qemu_format: "qcow2",
+        options: &["-c", "-o", "compression_type=zstd"],
+    },
+    Case {
+        name: "raw",
+        qemu_format: "raw",
+        options: &[],
+    },
 ];
 
 fn image_name(case: &Case) -> String {
@@ -56,7 +104,12 @@ fn ferry_info(image: &Path, extra: &[&str]) -> serde_json::Value {
     args.extend_from_slice(extra);
     args.push(p(image));
     let out = run_ferry(&args);
-    assert!(out.status.success(), "ferry info {}: {}", image.display(), stderr(&out));
+    assert!(
+        out.status.success(),
+        "ferry info {}: {}",
+        image.display(),
+        stderr(&out)
+    );
     serde_json::from_slice(&out.stdout).expect("info json")
 }
 
@@ -66,10 +119,19 @@ fn check_case(dir: &Path, reference: &Path, case: &Case) {
     args.extend_from_slice(case.options);
     args.extend_from_slice(&[p(reference), p(&image)]);
     qemu_img(&args);
-    let source_format: &[&str] = if case.qemu_format == "raw" { &["-f", "raw"] } else { &[] };
+    let source_format: &[&str] = if case.qemu_format == "raw" {
+        &["-f", "raw"]
+    } else {
+        &[]
+    };
 
     let info = ferry_info(&image, source_format);
-    assert_eq!(info["virtual_size"].as_u64(), Some(SIZE), "{}: virtual size", case.name);
+    assert_eq!(
+        info["virtual_size"].as_u64(),
+        Some(SIZE),
+        "{}: virtual size",
+        case.name
+    );
     assert_eq!(
         info["allocated_bytes"].as_u64(),
         Some(qemu_map_data_bytes(&image, case.qemu_format)),
@@ -82,8 +144,17 @@ fn check_case(dir: &Path, reference: &Path, case: &Case) {
     convert.extend_from_slice(source_format);
     convert.extend_from_slice(&[p(&image), p(&qcow2)]);
     let out = run_ferry(&convert);
-    assert!(out.status.success(), "{}: ferry convert: {}", case.name, stderr(&out));
-    assert!(stdout(&out).contains("verified: identical"), "{}", stdout(&out));
+    assert!(
+        out.status.success(),
+        "{}: ferry convert: {}",
+        case.name,
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).contains("verified: identical"),
+        "{}",
+        stdout(&out)
+    );
     assert_qemu_identical(reference, "raw", &qcow2, "qcow2");
     assert_qemu_check_clean(&qcow2);
 
@@ -92,7 +163,12 @@ fn check_case(dir: &Path, reference: &Path, case: &Case) {
     convert.extend_from_slice(source_format);
     convert.extend_from_slice(&[p(&image), p(&raw)]);
     let out = run_ferry(&convert);
-    assert!(out.status.success(), "{}: ferry convert -O raw: {}", case.name, stderr(&out));
+    assert!(
+        out.status.success(),
+        "{}: ferry convert -O raw: {}",
+        case.name,
+        stderr(&out)
+    );
     assert!(
         std::fs::read(&raw).expect("raw out") == std::fs::read(reference).expect("reference"),
         "{}: raw output differs from the reference",
@@ -122,10 +198,25 @@ fn compressed_output_is_read_by_qemu() {
     let reference = dir.path().join("reference.raw");
     pattern_raw(&reference, SIZE, &reference_writes());
     let source = dir.path().join("src.vmdk");
-    qemu_img(&["convert", "-f", "raw", "-O", "vmdk", p(&reference), p(&source)]);
+    qemu_img(&[
+        "convert",
+        "-f",
+        "raw",
+        "-O",
+        "vmdk",
+        p(&reference),
+        p(&source),
+    ]);
     for (method, header_type) in [("zlib", "zlib"), ("zstd", "zstd")] {
         let out_path = dir.path().join(format!("out-{method}.qcow2"));
-        let out = run_ferry(["convert", "--compress", method, "--verify", p(&source), p(&out_path)]);
+        let out = run_ferry([
+            "convert",
+            "--compress",
+            method,
+            "--verify",
+            p(&source),
+            p(&out_path),
+        ]);
         assert!(out.status.success(), "{method}: {}", stderr(&out));
         assert_qemu_identical(&reference, "raw", &out_path, "qcow2");
         assert_qemu_check_clean(&out_path);
@@ -147,14 +238,39 @@ fn qcow2_zero_clusters_read_as_zero() {
     let reference = dir.path().join("reference.raw");
     pattern_raw(&reference, SIZE, &reference_writes());
     let image = dir.path().join("zeroes.qcow2");
-    qemu_img(&["convert", "-f", "raw", "-O", "qcow2", p(&reference), p(&image)]);
+    qemu_img(&[
+        "convert",
+        "-f",
+        "raw",
+        "-O",
+        "qcow2",
+        p(&reference),
+        p(&image),
+    ]);
     run_ok(std::process::Command::new("qemu-io").args([
-        "-f", "qcow2", "-c", "write -z 5M 128k", "-c", "write -z 0 64k", p(&image),
+        "-f",
+        "qcow2",
+        "-c",
+        "write -z 5M 128k",
+        "-c",
+        "write -z 0 64k",
+        p(&image),
     ]));
     let expected = dir.path().join("expected.raw");
-    qemu_img(&["convert", "-f", "qcow2", "-O", "raw", p(&image), p(&expected)]);
+    qemu_img(&[
+        "convert",
+        "-f",
+        "qcow2",
+        "-O",
+        "raw",
+        p(&image),
+        p(&expected),
+    ]);
     let info = ferry_info(&image, &[]);
-    assert_eq!(info["allocated_bytes"].as_u64(), Some(qemu_map_data_bytes(&image, "qcow2")));
+    assert_eq!(
+        info["allocated_bytes"].as_u64(),
+        Some(qemu_map_data_bytes(&image, "qcow2"))
+    );
     let out_path = dir.path().join("out.qcow2");
     let out = run_ferry(["convert", "--verify", p(&image), p(&out_path)]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -174,21 +290,65 @@ fn snapshot_chains_read_through_their_parents() {
         let mid = dir.path().join(format!("mid.{fmt}"));
         let top = dir.path().join(format!("top.{fmt}"));
         qemu_img(&["convert", "-f", "raw", "-O", fmt, p(&reference), p(&base)]);
-        qemu_img(&["create", "-f", fmt, "-b", &format!("base.{fmt}"), "-F", fmt, p(&mid)]);
-        run_ok(std::process::Command::new("qemu-io").args(["-f", fmt, "-c", "write -P 0x77 4096 8192", p(&mid)]));
-        qemu_img(&["create", "-f", fmt, "-b", &format!("mid.{fmt}"), "-F", fmt, p(&top)]);
-        run_ok(std::process::Command::new("qemu-io").args(["-f", fmt, "-c", "write -P 0x78 6M 4096", p(&top)]));
+        qemu_img(&[
+            "create",
+            "-f",
+            fmt,
+            "-b",
+            &format!("base.{fmt}"),
+            "-F",
+            fmt,
+            p(&mid),
+        ]);
+        run_ok(std::process::Command::new("qemu-io").args([
+            "-f",
+            fmt,
+            "-c",
+            "write -P 0x77 4096 8192",
+            p(&mid),
+        ]));
+        qemu_img(&[
+            "create",
+            "-f",
+            fmt,
+            "-b",
+            &format!("mid.{fmt}"),
+            "-F",
+            fmt,
+            p(&top),
+        ]);
+        run_ok(std::process::Command::new("qemu-io").args([
+            "-f",
+            fmt,
+            "-c",
+            "write -P 0x78 6M 4096",
+            p(&top),
+        ]));
         let expected = dir.path().join(format!("expected-{fmt}.raw"));
         qemu_img(&["convert", "-f", fmt, "-O", "raw", p(&top), p(&expected)]);
         let out_path = dir.path().join(format!("chain-{fmt}.qcow2"));
-        let out = run_ferry(["convert", "--follow-backing", "--verify", p(&top), p(&out_path)]);
+        let out = run_ferry([
+            "convert",
+            "--follow-backing",
+            "--verify",
+            p(&top),
+            p(&out_path),
+        ]);
         assert!(out.status.success(), "{fmt}: {}", stderr(&out));
         assert_qemu_identical(&expected, "raw", &out_path, "qcow2");
         let info = ferry_info(&top, &["--follow-backing"]);
-        assert_eq!(info["chain"].as_array().map(Vec::len), Some(3), "{fmt}: chain of three");
+        assert_eq!(
+            info["chain"].as_array().map(Vec::len),
+            Some(3),
+            "{fmt}: chain of three"
+        );
     }
     // qcow2 backing files are image data: not followed unless asked.
     let out = run_ferry(["info", p(&dir.path().join("top.qcow2"))]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("--follow-backing"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--follow-backing"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -35,7 +35,12 @@ fn manifest(dir: &Path) -> Vec<Row> {
     let header: Vec<&str> = lines.next().expect("header").split('\t').collect();
     let col = |name: &str| header.iter().position(|h| *h == name).expect(name);
     let (c_path, c_kind, c_mal, c_fmt, c_vs, c_sha) = (
-        col("path"), col("kind"), col("malformed"), col("qemu_format"), col("virtual_size"), col("raw_sha256"),
+        col("path"),
+        col("kind"),
+        col("malformed"),
+        col("qemu_format"),
+        col("virtual_size"),
+        col("raw_sha256"),
     );
     lines
         .filter(|l| !l.trim().is_empty())
@@ -59,7 +64,12 @@ fn manifest(dir: &Path) -> Vec<Row> {
 fn disk_rows(dir: &Path) -> Vec<Row> {
     manifest(dir)
         .into_iter()
-        .filter(|r| matches!(r.kind.as_str(), "disk-image" | "vmdk-descriptor" | "vmdk-extent"))
+        .filter(|r| {
+            matches!(
+                r.kind.as_str(),
+                "disk-image" | "vmdk-descriptor" | "vmdk-extent"
+            )
+        })
         .filter(|r| r.path.exists())
         .collect()
 }
@@ -105,7 +115,10 @@ fn assert_clean_error(rel: &str, code: Option<i32>, err: &str) {
     let lines: Vec<&str> = err.lines().collect();
     assert_eq!(lines.len(), 1, "{rel}: error should be one line: {err}");
     assert!(lines[0].starts_with("ferry: error: "), "{rel}: {err}");
-    assert!(lines[0].contains(rel.rsplit('/').next().unwrap_or(rel)), "{rel}: error names the file: {err}");
+    assert!(
+        lines[0].contains(rel.rsplit('/').next().unwrap_or(rel)),
+        "{rel}: error names the file: {err}"
+    );
 }
 
 fn sha256_file(path: &Path) -> String {
@@ -200,7 +213,12 @@ fn large_valid_images_hash_like_qemu_without_reading_zeros() {
         // The bytes: the manifest hash over every guest byte.
         let source = converters::open(&r.path, None, &converters::OpenOptions::default())
             .unwrap_or_else(|e| panic!("{}: {e}", r.rel));
-        assert_eq!(sha256_of_source(source.as_ref()), r.raw_sha256, "{}: sha256", r.rel);
+        assert_eq!(
+            sha256_of_source(source.as_ref()),
+            r.raw_sha256,
+            "{}: sha256",
+            r.rel
+        );
         checked += 1;
     }
     assert!(checked >= 4, "only {checked} large corpus images checked");
@@ -232,7 +250,11 @@ fn malformed_incomplete_and_foreign_images_fail_cleanly() {
         } else {
             assert_clean_error(&r.rel, code, &err);
         }
-        assert!(!out.exists() || code == Some(0), "{}: partial output left behind", r.rel);
+        assert!(
+            !out.exists() || code == Some(0),
+            "{}: partial output left behind",
+            r.rel
+        );
         let _ = std::fs::remove_file(&out);
         checked += 1;
     }
@@ -242,7 +264,13 @@ fn malformed_incomplete_and_foreign_images_fail_cleanly() {
 #[test]
 fn info_reads_partition_tables_of_corpus_disks() {
     let Some(dir) = corpus_dir() else { return };
-    let out = run_ferry(["info", "--json", "-f", "raw", p(&dir.join("gpt-crate/gpt-disk.img"))]);
+    let out = run_ferry([
+        "info",
+        "--json",
+        "-f",
+        "raw",
+        p(&dir.join("gpt-crate/gpt-disk.img")),
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(v["layout"]["table"], "gpt");
@@ -250,6 +278,8 @@ fn info_reads_partition_tables_of_corpus_disks() {
     assert!(out.status.success(), "{}", stderr(&out));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     let fs_somewhere = v["layout"]["whole_disk_filesystem"] == "ext2"
-        || v["layout"]["partitions"].as_array().is_some_and(|ps| ps.iter().any(|p| p["filesystem"] == "ext2"));
+        || v["layout"]["partitions"]
+            .as_array()
+            .is_some_and(|ps| ps.iter().any(|p| p["filesystem"] == "ext2"));
     assert!(fs_somewhere, "ext2 found in {v}");
 }

@@ -17,7 +17,12 @@ fn demo_builds_converts_and_verifies_a_sample_vmware_disk() {
     assert!(text.contains("identical"), "{text}");
     assert!(work.join("web01.vmdk").exists() && work.join("web01.qcow2").exists());
     if have_tool("qemu-img") {
-        assert_qemu_identical(&work.join("web01.vmdk"), "vmdk", &work.join("web01.qcow2"), "qcow2");
+        assert_qemu_identical(
+            &work.join("web01.vmdk"),
+            "vmdk",
+            &work.join("web01.qcow2"),
+            "qcow2",
+        );
         assert!(text.contains("qemu-img check: no errors"), "{text}");
     }
 }

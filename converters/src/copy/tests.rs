@@ -27,7 +27,11 @@ fn copies_unaligned_extents_and_odd_sizes() {
         vec![(0, 512), (4097, 3), (1 << 20, 70_000), (size - 512, 512)],
     );
     for (gran, jobs) in [(4096, 1), (65536, 2), (2 << 20, 3)] {
-        assert_eq!(run(&src, gran, None, jobs), src.bytes, "gran {gran} jobs {jobs}");
+        assert_eq!(
+            run(&src, gran, None, jobs),
+            src.bytes,
+            "gran {gran} jobs {jobs}"
+        );
     }
 }
 
@@ -67,7 +71,10 @@ impl DiskSource for FailingSource {
         64 << 20
     }
     fn read_exact_at(&self, _buf: &mut [u8], offset: u64) -> Result<()> {
-        Err(Error::malformed("bad.img", format!("broken at {offset:#x}")))
+        Err(Error::malformed(
+            "bad.img",
+            format!("broken at {offset:#x}"),
+        ))
     }
     fn extent_at(&self, offset: u64, max_len: u64) -> Result<crate::source::Extent> {
         Ok(crate::source::Extent {
@@ -84,8 +91,13 @@ impl DiskSource for FailingSource {
 #[test]
 fn a_read_error_stops_the_copy_without_hanging() {
     let sink = MemSink::new(64 << 20, 65536, None);
-    let err = copy_disk(&FailingSource, Box::new(sink), &CopyOptions::default(), &|_| {})
-        .unwrap_err();
+    let err = copy_disk(
+        &FailingSource,
+        Box::new(sink),
+        &CopyOptions::default(),
+        &|_| {},
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("broken at"));
 }
 

@@ -7,8 +7,15 @@ use crate::error::{Error, Result};
 use crate::probe::OpenOptions;
 use crate::source::DiskSource;
 
-pub fn open(path: &Path, _opts: &OpenOptions, _guard: &mut ChainGuard) -> Result<Box<dyn DiskSource>> {
-    Err(Error::unsupported(path, "format qcow2 (reader not built yet)"))
+pub fn open(
+    path: &Path,
+    _opts: &OpenOptions,
+    _guard: &mut ChainGuard,
+) -> Result<Box<dyn DiskSource>> {
+    Err(Error::unsupported(
+        path,
+        "format qcow2 (reader not built yet)",
+    ))
 }
 
 /// Placeholder until the qcow2 writer lands.
@@ -33,7 +40,10 @@ impl Default for Qcow2WriteOptions {
 
 impl Qcow2Sink {
     pub fn create(path: &Path, _virtual_size: u64, _opts: Qcow2WriteOptions) -> Result<Self> {
-        Err(Error::unsupported(path, "qcow2 output (writer not built yet)"))
+        Err(Error::unsupported(
+            path,
+            "qcow2 output (writer not built yet)",
+        ))
     }
 }
 
