@@ -889,3 +889,28 @@ fn print_corpus_errors() {
         }
     }
 }
+
+#[test]
+fn differencing_chain_of_three_layers() {
+    if !have_qemu() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (base, raw) = make_parent(dir.path(), 8 << 20);
+    let (mut mid, mut merged) = make_child(dir.path(), &base, &raw, "parent.vhd");
+    mid.unique_id = [0x44; 16];
+    let mid_path = dir.path().join("mid.vhd");
+    mid.write_to(&mid_path);
+    let mut top = VhdBuilder::new(merged.len() as u64, 2 << 20, 4);
+    top.parent_id = [0x44; 16];
+    top.locators = vec![(*b"MacX", b"file://./mid.vhd".to_vec())];
+    top.write(1024, &[0x81; 512]);
+    top.write(7 << 20, &[0x82; 1024]);
+    merged[1024..1536].fill(0x81);
+    merged[7 << 20..(7 << 20) + 1024].fill(0x82);
+    let top_path = dir.path().join("top.vhd");
+    top.write_to(&top_path);
+    let src = open_vhd(&top_path).unwrap();
+    assert_eq!(src.layers().len(), 3);
+    assert_matches(src.as_ref(), &merged);
+}
