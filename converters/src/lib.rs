@@ -1,6 +1,16 @@
 //! ferry's disk formats: every source disk ferry reads, the sinks it writes, and the
 //! parallel copy engine between them. Knows nothing of guests or libvirt.
 
+// Test code builds fixtures with plain casts; the cast lints guard production code.
+#![cfg_attr(
+    test,
+    allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_possible_wrap
+    )
+)]
+
 pub mod chain;
 pub mod compress;
 pub mod error;

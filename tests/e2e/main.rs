@@ -1,6 +1,12 @@
 //! ferry's end-to-end tests: one binary, run against real tools (qemu-img, qemu-io,
 //! mkfs.ext4) and the shared corpus of images written by other projects.
 
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_possible_wrap
+)]
+
 mod cli;
 mod convert_formats;
 mod corpus;
