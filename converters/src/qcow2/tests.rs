@@ -894,3 +894,56 @@ fn large_streaming_write_round_trips() {
     sk.finish().unwrap();
     assert_image(&img, &data);
 }
+
+#[test]
+fn evicted_l2_tables_are_reloaded_and_written_in_place() {
+    if !have_qemu() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("evict.qcow2");
+    let (size, cluster) = (20 * MIB + 512, 4096usize);
+    let opts = Qcow2WriteOptions {
+        cluster_size: cluster as u64,
+        compression: Some(Compression::Zstd),
+        compression_level: None,
+    };
+    // 4 KiB clusters: one L2 table maps 2 MiB; only two tables fit in memory.
+    let mut sk: Box<dyn DiskSink> = Box::new(
+        Qcow2Sink::create(&img, size, opts)
+            .unwrap()
+            .with_l2_cache_tables(2),
+    );
+    let data = noise(size as usize, 5);
+    let mut want = vec![0u8; size as usize];
+    // Jump between tables so each is evicted and reloaded several times.
+    for round in 0..3u64 {
+        for t in (0..10u64).rev() {
+            let off = t * 2 * MIB + round * 3 * cluster as u64;
+            let n = cluster * 2;
+            sk.write_all_at(&data[off as usize..off as usize + n], off)
+                .unwrap();
+            want[off as usize..off as usize + n]
+                .copy_from_slice(&data[off as usize..off as usize + n]);
+        }
+    }
+    let text: Vec<u8> = (0..cluster).map(|i| (i % 7) as u8).collect();
+    for t in 0..10u64 {
+        let off = t * 2 * MIB + MIB;
+        let mut out = Vec::new();
+        assert!(Compression::Zstd
+            .compress_cluster(&text, None, &mut out)
+            .unwrap());
+        sk.write_compressed_cluster(&out, off).unwrap();
+        want[off as usize..off as usize + cluster].copy_from_slice(&text);
+    }
+    sk.write_zeroes(0, 4096).unwrap();
+    want[..4096].fill(0);
+    sk.write_zeroes(2 * MIB + 3 * 4096 + 100, 50).unwrap();
+    want[(2 * MIB + 3 * 4096 + 100) as usize..(2 * MIB + 3 * 4096 + 150) as usize].fill(0);
+    let last = size - 512;
+    sk.write_all_at(&data[last as usize..], last).unwrap();
+    want[last as usize..].copy_from_slice(&data[last as usize..]);
+    sk.finish().unwrap();
+    assert_image(&img, &want);
+}

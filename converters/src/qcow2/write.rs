@@ -14,9 +14,10 @@
 //!
 //! The file is created under a temporary name (`.NAME.XXXXXX.ferry-tmp`) in the
 //! destination's folder and renamed into place by `finish` after an fsync; a sink dropped
-//! without `finish` deletes it. Memory: one L2 table (one cluster) per 512 MiB of guest
-//! data actually written (64 KiB clusters) and 2 bytes per host cluster of refcounts;
-//! nothing for the unwritten parts of a sparse disk.
+//! without `finish` deletes it. Memory: at most 32 MiB of L2 tables (colder tables are
+//! written to the file and read back if touched again; `finish` rewrites them in place)
+//! plus 2 bytes of refcount per host cluster (32 MiB per TiB written with 64 KiB
+//! clusters); nothing for the unwritten parts of a sparse disk.
 //!
 //! Not supported: backing files, extended L2 entries, preallocation, in-place updates of
 //! an existing image.
@@ -39,6 +40,8 @@ use crate::sink::{DiskSink, SinkSummary};
 
 /// Appended bytes are buffered and written in chunks of at least this size.
 const FLUSH_BYTES: usize = 4 << 20;
+/// L2 tables kept in memory; colder ones are written to the file and read back if touched.
+const L2_CACHE_BYTES: u64 = 32 << 20;
 
 /// How [`Qcow2Sink`] lays out the image.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,8 +72,14 @@ pub struct Qcow2Sink {
     l2_bits: u32,
     l1_entries: u64,
     opts: Qcow2WriteOptions,
-    /// L2 tables by L1 index, created on first write into their range.
-    l2: HashMap<u64, Box<[u64]>>,
+    /// L2 tables in memory by L1 index, created on first write into their range.
+    l2: HashMap<u64, Table>,
+    /// Host offsets of L2 tables that were evicted to the file at least once; they keep
+    /// that cluster and are rewritten in place by `finish`.
+    placed: HashMap<u64, u64>,
+    /// Most L2 tables held in memory, and the clock that orders their last use.
+    max_tables: usize,
+    clock: u64,
     /// Refcount of every host cluster allocated so far.
     refcounts: Vec<u16>,
     /// Appended bytes not yet written; they start at `pending_start`, and the next free
@@ -116,12 +125,22 @@ impl Qcow2Sink {
             l1_entries,
             opts,
             l2: HashMap::new(),
+            placed: HashMap::new(),
+            max_tables: usize::try_from((L2_CACHE_BYTES >> cluster_bits).max(4)).unwrap_or(4),
+            clock: 0,
             refcounts: vec![1], // cluster 0: the header
             pending: Vec::new(),
             pending_start: cs,
             stored_bytes: 0,
             compressed_clusters: 0,
         })
+    }
+
+    /// Caps the L2 tables held in memory (tests exercise eviction with tiny caps).
+    #[cfg(test)]
+    pub(super) fn with_l2_cache_tables(mut self, tables: usize) -> Self {
+        self.max_tables = tables.max(1);
+        self
     }
 
     /// The compression level the workers should use.
@@ -225,28 +244,83 @@ impl Qcow2Sink {
         }
     }
 
-    fn entry(&self, guest_cluster: u64) -> u64 {
-        let mask = (1u64 << self.l2_bits) - 1;
-        self.l2
-            .get(&(guest_cluster >> self.l2_bits))
-            .and_then(|t| t.get(usize::try_from(guest_cluster & mask).ok()?))
-            .copied()
-            .unwrap_or(0)
+    /// The L2 table for L1 index `l1_index`, loaded (or created) and marked used.
+    fn table_mut(&mut self, l1_index: u64) -> Result<&mut Table> {
+        if !self.l2.contains_key(&l1_index) {
+            self.make_room()?;
+            let entries = 1usize << self.l2_bits;
+            let mut table = vec![0u64; entries].into_boxed_slice();
+            if let Some(&host) = self.placed.get(&l1_index) {
+                let mut raw = vec![0u8; entries * 8];
+                self.read_back(&mut raw, host)?;
+                for (e, b) in table.iter_mut().zip(raw.chunks_exact(8)) {
+                    *e = u64::from_be_bytes(b.try_into().unwrap_or_default());
+                }
+            }
+            self.l2.insert(
+                l1_index,
+                Table {
+                    entries: table,
+                    last_use: 0,
+                },
+            );
+        }
+        self.clock += 1;
+        let clock = self.clock;
+        let table = self
+            .l2
+            .get_mut(&l1_index)
+            .ok_or_else(|| Error::invalid_request(&self.path, "l2 table vanished"))?;
+        table.last_use = clock;
+        Ok(table)
+    }
+
+    /// Writes the least recently used L2 table to the file when the cache is full.
+    fn make_room(&mut self) -> Result<()> {
+        if self.l2.len() < self.max_tables {
+            return Ok(());
+        }
+        let victim = self
+            .l2
+            .iter()
+            .min_by_key(|(_, t)| t.last_use)
+            .map(|(i, _)| *i);
+        let Some(table) = victim.and_then(|v| self.l2.remove(&v)) else {
+            return Ok(());
+        };
+        let victim = victim.unwrap_or_default();
+        let bytes = be_bytes64(&table.entries);
+        if let Some(&host) = self.placed.get(&victim) {
+            return self.write_back(&bytes, host);
+        }
+        self.pad_to(self.cluster_size());
+        let host = self.append(&bytes)?;
+        self.add_ref(host >> self.cluster_bits)?;
+        self.placed.insert(victim, host);
+        Ok(())
+    }
+
+    fn entry(&mut self, guest_cluster: u64) -> Result<u64> {
+        let l1_index = guest_cluster >> self.l2_bits;
+        if !self.l2.contains_key(&l1_index) && !self.placed.contains_key(&l1_index) {
+            return Ok(0);
+        }
+        let index = usize::try_from(guest_cluster & ((1u64 << self.l2_bits) - 1)).unwrap_or(0);
+        let table = self.table_mut(l1_index)?;
+        Ok(table.entries.get(index).copied().unwrap_or(0))
     }
 
     /// Points guest cluster `guest_cluster` at `entry`, releasing what it pointed at.
-    fn set_entry(&mut self, guest_cluster: u64, entry: u64) {
-        let entries = 1usize << self.l2_bits;
-        let index = usize::try_from(guest_cluster & (entries as u64 - 1)).unwrap_or(0);
-        let table = self
-            .l2
-            .entry(guest_cluster >> self.l2_bits)
-            .or_insert_with(|| vec![0u64; entries].into_boxed_slice());
+    fn set_entry(&mut self, guest_cluster: u64, entry: u64) -> Result<()> {
+        let index = usize::try_from(guest_cluster & ((1u64 << self.l2_bits) - 1)).unwrap_or(0);
+        let table = self.table_mut(guest_cluster >> self.l2_bits)?;
         let old = table
+            .entries
             .get_mut(index)
             .map(|e| std::mem::replace(e, entry))
             .unwrap_or(0);
         self.release(old);
+        Ok(())
     }
 
     /// Checks a data write: cluster aligned, inside the disk, whole clusters except the
@@ -279,13 +353,13 @@ impl Qcow2Sink {
         let first = offset >> self.cluster_bits;
         for k in 0..(full as u64 >> self.cluster_bits) {
             self.add_ref((host >> self.cluster_bits) + k)?;
-            self.set_entry(first + k, (host + (k << self.cluster_bits)) | COPIED);
+            self.set_entry(first + k, (host + (k << self.cluster_bits)) | COPIED)?;
         }
         if full < buf.len() {
             let host = self.append(&buf[full..])?;
             self.pad_to(cs);
             self.add_ref(host >> self.cluster_bits)?;
-            self.set_entry((offset + full as u64) >> self.cluster_bits, host | COPIED);
+            self.set_entry((offset + full as u64) >> self.cluster_bits, host | COPIED)?;
         }
         self.stored_bytes += buf.len() as u64;
         Ok(())
@@ -380,26 +454,46 @@ impl Qcow2Sink {
 
     /// Appends the L2 tables, L1 table, refcount blocks and refcount table.
     fn write_metadata(&mut self) -> Result<Layout> {
+        let layout = self.write_tables()?;
+        self.write_refcounts(&layout)?;
+        self.flush_pending()?;
+        Ok(layout)
+    }
+
+    /// Writes every L2 table (evicted ones in place, the others appended) and the L1
+    /// table; returns where all metadata goes.
+    fn write_tables(&mut self) -> Result<Layout> {
         let cs = self.cluster_size();
         self.pad_to(cs);
-        let mut indexes: Vec<u64> = self
-            .l2
-            .iter()
-            .filter(|(_, t)| t.iter().any(|e| *e != 0))
-            .map(|(i, _)| *i)
-            .collect();
-        indexes.sort_unstable();
-        let layout = self.layout(indexes.len() as u64);
         let mut l1 = vec![0u64; usize::try_from(self.l1_entries).unwrap_or(0)];
-        for (k, l1_index) in indexes.iter().enumerate() {
-            let table = self.l2.remove(l1_index).unwrap_or_default();
-            self.append(&be_bytes64(&table))?;
+        let mut fresh: Vec<(u64, Table)> = Vec::new();
+        for (l1_index, table) in std::mem::take(&mut self.l2) {
+            match self.placed.get(&l1_index) {
+                Some(&host) => self.write_back(&be_bytes64(&table.entries), host)?,
+                None if table.entries.iter().any(|e| *e != 0) => fresh.push((l1_index, table)),
+                None => {}
+            }
+        }
+        for (&l1_index, &host) in &self.placed {
+            if let Some(e) = usize::try_from(l1_index).ok().and_then(|i| l1.get_mut(i)) {
+                *e = host | COPIED;
+            }
+        }
+        fresh.sort_unstable_by_key(|(i, _)| *i);
+        let layout = self.layout(fresh.len() as u64);
+        for (k, (l1_index, table)) in fresh.iter().enumerate() {
+            self.append(&be_bytes64(&table.entries))?;
             if let Some(e) = usize::try_from(*l1_index).ok().and_then(|i| l1.get_mut(i)) {
                 *e = ((layout.l2_start + k as u64) << self.cluster_bits) | COPIED;
             }
         }
         self.append(&be_bytes64(&l1))?;
         self.pad_to(cs);
+        Ok(layout)
+    }
+
+    /// Appends the refcount blocks and table; every metadata cluster has refcount 1.
+    fn write_refcounts(&mut self, layout: &Layout) -> Result<()> {
         let total = layout.table_start + layout.table;
         let first_meta = usize::try_from(layout.l2_start).unwrap_or(0);
         self.refcounts
@@ -407,10 +501,13 @@ impl Qcow2Sink {
         for r in self.refcounts.iter_mut().skip(first_meta) {
             *r = 1;
         }
-        let per_block = usize::try_from(cs / 2).unwrap_or(1);
+        let per_block = 1usize << (self.cluster_bits - 1);
         for b in 0..usize::try_from(layout.blocks).unwrap_or(0) {
             let end = ((b + 1) * per_block).min(self.refcounts.len());
-            let mut block: Vec<u8> = self.refcounts[b * per_block..end]
+            let mut block: Vec<u8> = self
+                .refcounts
+                .get(b * per_block..end)
+                .unwrap_or_default()
                 .iter()
                 .flat_map(|r| r.to_be_bytes())
                 .collect();
@@ -421,12 +518,11 @@ impl Qcow2Sink {
             .map(|b| (layout.blocks_start + b) << self.cluster_bits)
             .collect();
         self.append(&be_bytes64(&table))?;
-        self.pad_to(cs);
+        self.pad_to(self.cluster_size());
         if self.next_free() != total << self.cluster_bits {
             return Err(self.invalid("internal error: metadata layout mismatch".into()));
         }
-        self.flush_pending()?;
-        Ok(layout)
+        Ok(())
     }
 
     fn header(&self, layout: &Layout) -> Header {
@@ -454,6 +550,12 @@ impl Qcow2Sink {
             ..Header::default()
         }
     }
+}
+
+/// One L2 table in memory.
+struct Table {
+    entries: Box<[u64]>,
+    last_use: u64,
 }
 
 /// Metadata placement, in host clusters.
@@ -527,7 +629,7 @@ impl DiskSink for Qcow2Sink {
         for c in self.compressed_clusters_of(entry) {
             self.add_ref(c)?;
         }
-        self.set_entry(offset >> self.cluster_bits, entry);
+        self.set_entry(offset >> self.cluster_bits, entry)?;
         self.stored_bytes += compressed.len() as u64;
         self.compressed_clusters += 1;
         Ok(())
@@ -547,7 +649,7 @@ impl DiskSink for Qcow2Sink {
         }
         let cs = self.cluster_size();
         for gc in (offset / cs)..=((end - 1) / cs) {
-            let entry = self.entry(gc);
+            let entry = self.entry(gc)?;
             if entry == 0 || entry == ZERO {
                 continue; // never written: reads as zero already
             }
@@ -555,7 +657,7 @@ impl DiskSink for Qcow2Sink {
             let stop = (start + cs).min(self.virtual_size);
             let (lo, hi) = (offset.max(start), end.min(stop));
             if (lo, hi) == (start, stop) {
-                self.set_entry(gc, ZERO);
+                self.set_entry(gc, ZERO)?;
             } else {
                 self.zero_part(gc, entry, lo, hi)?;
             }
