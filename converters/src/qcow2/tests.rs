@@ -428,6 +428,47 @@ fn backing_loops_are_refused() {
 }
 
 #[test]
+fn odd_but_valid_images_read_like_qemu() {
+    if !have_qemu() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for prealloc in ["metadata", "falloc"] {
+        let name = format!("{prealloc}.qcow2");
+        let img = new_qcow2(
+            dir.path(),
+            &name,
+            3 * MIB,
+            &format!("preallocation={prealloc}"),
+        );
+        qemu_io(&img, "qcow2", &["write -P 0x3 64k 4k"]);
+        assert_matches_qemu(open_plain(&img).unwrap().as_ref(), &img);
+    }
+    // The last data cluster cut short by the end of the file reads zeros past it.
+    let img = new_qcow2(dir.path(), "cut.qcow2", MIB, "");
+    qemu_io(&img, "qcow2", &["write -P 0x41 0 64k"]);
+    let len = std::fs::metadata(&img).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&img)
+        .unwrap()
+        .set_len(len - 61440)
+        .unwrap();
+    assert_matches_qemu(open_plain(&img).unwrap().as_ref(), &img);
+    // Dirty and corrupt images are still read (read-only, nothing repaired).
+    for (name, bits) in [("dirty.qcow2", 1u64), ("corrupt.qcow2", 3)] {
+        let img = new_qcow2(dir.path(), name, MIB, "");
+        qemu_io(&img, "qcow2", &["write -P 0x42 4k 8k"]);
+        let want = raw_of(&img);
+        patch(&img, 72, &bits.to_be_bytes());
+        assert!(
+            read_all(open_plain(&img).unwrap().as_ref()) == want,
+            "{name}"
+        );
+    }
+}
+
+#[test]
 fn parallel_reads_agree() {
     if !have_qemu() {
         return;
@@ -946,4 +987,58 @@ fn evicted_l2_tables_are_reloaded_and_written_in_place() {
     want[last as usize..].copy_from_slice(&data[last as usize..]);
     sk.finish().unwrap();
     assert_image(&img, &want);
+}
+
+/// Manual throughput check: `QCOW2_BENCH_IMG=img cargo test --release -p converters
+/// qcow2::tests::bench_local -- --ignored --nocapture` reads the image in parallel, then
+/// copies it through the sink (next to the image, `.bench-out.qcow2`).
+#[test]
+#[ignore]
+fn bench_local() {
+    use rayon::prelude::*;
+    let Some(img) = std::env::var_os("QCOW2_BENCH_IMG") else {
+        return;
+    };
+    let img = PathBuf::from(img);
+    let t = std::time::Instant::now();
+    let src = open_plain(&img).unwrap();
+    let chunk = 4 * MIB;
+    let n = src.size().div_ceil(chunk);
+    let total: u64 = (0..n)
+        .into_par_iter()
+        .map(|i| {
+            let off = i * chunk;
+            let len = chunk.min(src.size() - off);
+            let mut sum = 0u64;
+            let mut pos = off;
+            let mut buf = vec![0u8; len as usize];
+            while pos < off + len {
+                let e = src.extent_at(pos, off + len - pos).unwrap();
+                if e.kind.is_data() {
+                    let b = &mut buf[..e.len as usize];
+                    src.read_exact_at(b, pos).unwrap();
+                    sum += b.iter().step_by(4096).map(|x| *x as u64).sum::<u64>();
+                }
+                pos = e.end();
+            }
+            sum
+        })
+        .sum();
+    eprintln!("read {} in {:?} ({total})", src.size(), t.elapsed());
+    let out = img.with_extension("bench-out.qcow2");
+    let t = std::time::Instant::now();
+    let mut sk = sink(&out, src.size(), 65536, None);
+    let mut buf = vec![0u8; chunk as usize];
+    let mut pos = 0;
+    while pos < src.size() {
+        let e = src.extent_at(pos, chunk).unwrap();
+        if e.kind.is_data() {
+            let b = &mut buf[..e.len as usize];
+            src.read_exact_at(b, pos).unwrap();
+            sk.write_all_at(b, pos).unwrap();
+        }
+        pos = e.end();
+    }
+    sk.finish().unwrap();
+    eprintln!("copied in {:?}", t.elapsed());
 }
