@@ -15,6 +15,9 @@ use crate::error::{Error, Result};
 use crate::image_file::ImageFile;
 use crate::source::{clip_len, DiskSource, Extent, ExtentKind, LayerInfo};
 
+/// At most this many L2 tables' worth of guest space is described by one `extent_at`.
+const MAX_TABLES_PER_EXTENT: u64 = 32;
+
 /// A backing file reference as the image records it (untrusted data).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BackingRef {
@@ -368,6 +371,9 @@ impl DiskSource for Qcow2Source {
                 format!("extent requested at {offset:#x}, past the end of the disk"),
             ));
         }
+        // Bounded metadata work per call: a long run comes back in pieces, never by reading
+        // every L2 table of a huge disk in one call.
+        let len = len.min(MAX_TABLES_PER_EXTENT << (self.cluster_bits + self.l2_bits));
         let mut found: Option<Extent> = None;
         self.walk(offset, len, &mut |guest, n, piece| {
             let kind = piece.kind();

@@ -469,6 +469,32 @@ fn odd_but_valid_images_read_like_qemu() {
 }
 
 #[test]
+fn huge_sparse_images_map_quickly() {
+    if !have_qemu() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let size = 16u64 << 40;
+    let img = new_qcow2(dir.path(), "huge.qcow2", size, "");
+    qemu_io(
+        &img,
+        "qcow2",
+        &[
+            &format!("write -P 0x5 {} 64k", size - 65536),
+            "write -P 0x6 1G 4k",
+        ],
+    );
+    let t = std::time::Instant::now();
+    let src = open_plain(&img).unwrap();
+    assert_eq!(
+        crate::source::allocated_bytes(src.as_ref()).unwrap(),
+        2 * 65536
+    );
+    assert_eq!(our_data_ranges(src.as_ref()), qemu_data_ranges(&img));
+    assert!(t.elapsed().as_secs() < 5, "took {:?}", t.elapsed());
+}
+
+#[test]
 fn parallel_reads_agree() {
     if !have_qemu() {
         return;
