@@ -1,17 +1,19 @@
-//! The copy engine: a planner walks the source's allocation map, workers read, zero-detect
-//! and (optionally) compress chunks in parallel, and one writer feeds the sink.
+//! The copy engine: the calling thread walks the source's allocation map and hands out
+//! chunks; `jobs` workers each read a chunk, zero-detect it per sink granule, compress it
+//! (optionally), ask the sink where the data goes, and write it there themselves.
 //!
 //! ```text
-//!  planner ──work──► worker × jobs ──results──► writer (this thread) ──► DiskSink
-//!     ▲                 │   ▲                       │
-//!     │                 │   └──── buffer pool ◄─────┘   (bounded: memory is pool × chunk)
-//!  extent map       read → zero-detect → compress
+//!  planner (allocation map) ──chunks──► worker × jobs: read → zero-detect → compress
+//!                                                   │ place (sink lock, bookkeeping only)
+//!                                                   └─► pwrite at the placement (parallel)
 //! ```
 //!
-//! Memory is bounded by the buffer pool, whatever the disk size: workers block until the
-//! writer hands a buffer back. Ranges the source map calls zero or unallocated are never
-//! read; they reach the sink as `write_zeroes` (a no-op for fresh files).
+//! Memory is bounded by one chunk buffer per worker (jobs are capped), whatever the disk
+//! size. Ranges the source map calls zero or unallocated are never read; they reach the
+//! sink as `write_zeroes` (a no-op for fresh files).
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::Instant;
 
 use crossbeam_channel::{bounded, Receiver, Sender};
@@ -24,12 +26,13 @@ use crate::source::{DiskSource, ExtentIter};
 
 /// Bytes a worker reads at once; a multiple of every cluster size up to 2 MiB.
 pub const DEFAULT_CHUNK_SIZE: u64 = 4 << 20;
-/// Upper bound on buffers in flight, so `--jobs 64` cannot exceed the memory budget.
-const MAX_BUFFERS: usize = 24;
+/// Most workers one copy runs, so `--jobs 1000` cannot exceed the memory budget
+/// (32 × 4 MiB buffers).
+pub const MAX_JOBS: usize = 32;
 
 #[derive(Debug, Clone)]
 pub struct CopyOptions {
-    /// Worker threads reading, zero-detecting and compressing.
+    /// Worker threads reading, zero-detecting, compressing and writing.
     pub jobs: usize,
     pub chunk_size: u64,
     pub compression_level: Option<i32>,
@@ -61,6 +64,14 @@ pub struct CopyStats {
     pub sink: SinkSummary,
 }
 
+#[derive(Default)]
+struct Counters {
+    read: AtomicU64,
+    skipped: AtomicU64,
+    zero: AtomicU64,
+    stored: AtomicU64,
+}
+
 /// A run of guest bytes for a worker: within one chunk, aligned to the sink's granularity.
 #[derive(Debug, Clone, Copy)]
 struct Work {
@@ -68,126 +79,116 @@ struct Work {
     len: u64,
 }
 
-enum Piece {
-    /// `buf[start..start+len]` goes to guest offset `offset`.
-    Data {
-        offset: u64,
-        start: usize,
-        len: usize,
-    },
-    Compressed {
-        offset: u64,
-        bytes: Vec<u8>,
-    },
+/// State every thread of one copy shares.
+struct Shared<'a> {
+    source: &'a dyn DiskSource,
+    sink: Mutex<Box<dyn DiskSink>>,
+    granularity: u64,
+    chunk_size: u64,
+    compression: Option<Compression>,
+    level: Option<i32>,
+    counters: Counters,
+    failed: AtomicBool,
+    first_error: Mutex<Option<Error>>,
+    progress: &'a (dyn Fn(u64) + Sync),
 }
 
-enum Outcome {
-    Chunk {
-        buf: Vec<u8>,
-        pieces: Vec<Piece>,
-        read: u64,
-        zero: u64,
-    },
-    Skipped {
-        offset: u64,
-        len: u64,
-    },
+impl Shared<'_> {
+    fn fail(&self, err: Error) {
+        self.failed.store(true, Ordering::SeqCst);
+        if let Ok(mut slot) = self.first_error.lock() {
+            slot.get_or_insert(err);
+        }
+    }
+
+    fn sink(&self) -> Result<std::sync::MutexGuard<'_, Box<dyn DiskSink>>> {
+        self.sink
+            .lock()
+            .map_err(|_| Error::invalid_request("<output>", "a copy worker panicked"))
+    }
 }
 
 /// Copies every guest byte of `source` into `sink`, calling `progress` with the number of
 /// guest bytes dealt with as it goes.
 pub fn copy_disk(
     source: &dyn DiskSource,
-    mut sink: Box<dyn DiskSink>,
+    sink: Box<dyn DiskSink>,
     opts: &CopyOptions,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<CopyStats> {
     let started = Instant::now();
     let granularity = sink.granularity().max(512);
-    let chunk_size = opts.chunk_size.max(granularity) / granularity * granularity;
-    let jobs = opts.jobs.max(1);
-    let n_buffers = (jobs * 2 + 2).min(MAX_BUFFERS);
-    let chunk_bytes = usize::try_from(chunk_size).unwrap_or(usize::MAX);
-    let compression = sink.compression();
-
-    let mut stats = CopyStats {
-        virtual_size: source.size(),
-        ..CopyStats::default()
+    let shared = Shared {
+        source,
+        granularity,
+        chunk_size: opts.chunk_size.max(granularity) / granularity * granularity,
+        compression: sink.compression(),
+        level: opts.compression_level,
+        sink: Mutex::new(sink),
+        counters: Counters::default(),
+        failed: AtomicBool::new(false),
+        first_error: Mutex::new(None),
+        progress,
     };
-    std::thread::scope(|scope| -> Result<()> {
-        let (work_tx, work_rx) = bounded::<Work>(n_buffers * 2);
-        let (result_tx, result_rx) = bounded::<Result<Outcome>>(n_buffers);
-        let (pool_tx, pool_rx) = bounded::<Vec<u8>>(n_buffers);
-        for _ in 0..n_buffers {
-            let _ = pool_tx.send(vec![0u8; chunk_bytes]);
-        }
-        let planner_results = result_tx.clone();
-        scope.spawn(move || plan(source, granularity, chunk_size, &work_tx, &planner_results));
+    let jobs = opts.jobs.clamp(1, MAX_JOBS);
+    std::thread::scope(|scope| {
+        let (work_tx, work_rx) = bounded::<Work>(jobs * 2);
         for _ in 0..jobs {
-            let worker = Worker {
-                source,
-                granularity,
-                compression,
-                level: opts.compression_level,
-                work: work_rx.clone(),
-                results: result_tx.clone(),
-                pool: pool_rx.clone(),
-            };
-            scope.spawn(move || worker.run());
+            let work = work_rx.clone();
+            let shared = &shared;
+            scope.spawn(move || run_worker(shared, &work));
         }
-        drop((result_tx, work_rx, pool_rx));
-        let outcome = write_all(sink.as_mut(), &result_rx, &pool_tx, &mut stats, progress);
-        // If the writer stopped early, closing its ends unblocks every producer.
-        drop((result_rx, pool_tx));
-        outcome
-    })?;
-    stats.sink = sink.finish()?;
-    stats.seconds = started.elapsed().as_secs_f64();
-    Ok(stats)
+        drop(work_rx);
+        if let Err(e) = plan(&shared, &work_tx) {
+            shared.fail(e);
+        }
+    });
+    if let Some(err) = shared.first_error.into_inner().ok().flatten() {
+        return Err(err);
+    }
+    let sink = shared
+        .sink
+        .into_inner()
+        .map_err(|_| Error::invalid_request("<output>", "a copy worker panicked"))?;
+    let c = &shared.counters;
+    Ok(CopyStats {
+        virtual_size: source.size(),
+        bytes_read: c.read.load(Ordering::SeqCst),
+        bytes_skipped_by_map: c.skipped.load(Ordering::SeqCst),
+        bytes_zero_detected: c.zero.load(Ordering::SeqCst),
+        bytes_stored: c.stored.load(Ordering::SeqCst),
+        sink: sink.finish()?,
+        seconds: started.elapsed().as_secs_f64(),
+    })
 }
 
-/// Walks the allocation map and emits aligned data chunks; reports skipped ranges.
-fn plan(
-    source: &dyn DiskSource,
-    granularity: u64,
-    chunk_size: u64,
-    work: &Sender<Work>,
-    results: &Sender<Result<Outcome>>,
-) {
+/// Walks the allocation map and hands out aligned data chunks; zeroes skipped ranges.
+fn plan(shared: &Shared<'_>, work: &Sender<Work>) -> Result<()> {
+    let source = shared.source;
+    let (granularity, chunk_size) = (shared.granularity, shared.chunk_size);
     let size = source.size();
     // Start of the range not yet handed out: data extents rounded out to the granularity
     // may overlap their neighbours.
     let mut covered = 0u64;
     for extent in ExtentIter::new(source, 0, size) {
-        let extent = match extent {
-            Ok(e) => e,
-            Err(e) => {
-                let _ = results.send(Err(e));
-                return;
-            }
-        };
+        if shared.failed.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let extent = extent?;
         if !extent.kind.is_data() {
-            let start = extent.offset.max(covered);
-            if extent.end() > start {
-                // Only whole granules are skipped: partial ones are covered by data rounding.
-                let skip_start = start.next_multiple_of(granularity).min(extent.end());
-                let skip_end = if extent.end() == size {
-                    size
-                } else {
-                    extent.end() / granularity * granularity
-                };
-                if skip_end > skip_start
-                    && results
-                        .send(Ok(Outcome::Skipped {
-                            offset: skip_start,
-                            len: skip_end - skip_start,
-                        }))
-                        .is_err()
-                {
-                    return;
-                }
-                covered = covered.max(skip_end);
+            // Only whole granules are skipped: partial ones are covered by data rounding.
+            let skip_start = extent.offset.max(covered).next_multiple_of(granularity);
+            let skip_end = if extent.end() == size {
+                size
+            } else {
+                extent.end() / granularity * granularity
+            };
+            if skip_end > skip_start {
+                shared.sink()?.write_zeroes(skip_start, skip_end - skip_start)?;
+                shared.counters.skipped.fetch_add(skip_end - skip_start, Ordering::Relaxed);
+                (shared.progress)(skip_end - skip_start);
             }
+            covered = covered.max(skip_end);
             continue;
         }
         let start = (extent.offset / granularity * granularity).max(covered);
@@ -202,154 +203,99 @@ fn plan(
                 })
                 .is_err()
             {
-                return;
+                // Every worker stopped: one of them failed and said why.
+                return Ok(());
             }
             pos = chunk_end;
         }
         covered = covered.max(end);
     }
+    Ok(())
 }
 
-struct Worker<'a> {
-    source: &'a dyn DiskSource,
-    granularity: u64,
-    compression: Option<Compression>,
-    level: Option<i32>,
-    work: Receiver<Work>,
-    results: Sender<Result<Outcome>>,
-    pool: Receiver<Vec<u8>>,
+fn run_worker(shared: &Shared<'_>, work: &Receiver<Work>) {
+    let mut buf = vec![0u8; usize::try_from(shared.chunk_size).unwrap_or(0)];
+    for item in work.iter() {
+        if shared.failed.load(Ordering::SeqCst) {
+            return;
+        }
+        if let Err(e) = copy_chunk(shared, item, &mut buf) {
+            shared.fail(e);
+            return;
+        }
+    }
 }
 
-impl Worker<'_> {
-    fn run(self) {
-        for item in self.work.iter() {
-            let Ok(buf) = self.pool.recv() else { return };
-            let outcome = self.process(item, buf);
-            let failed = outcome.is_err();
-            if self.results.send(outcome).is_err() || failed {
-                return;
+/// Reads one chunk, then stores its non-zero granules: runs of them as data, or each one
+/// compressed.
+fn copy_chunk(shared: &Shared<'_>, item: Work, buf: &mut [u8]) -> Result<()> {
+    let len = usize::try_from(item.len).unwrap_or(usize::MAX);
+    let buf = &mut buf[..len];
+    shared.source.read_exact_at(buf, item.offset)?;
+    let gran = usize::try_from(shared.granularity).unwrap_or(4096);
+    let mut run: Option<(usize, usize)> = None;
+    let mut zero = 0u64;
+    for start in (0..len).step_by(gran) {
+        let block = &buf[start..len.min(start + gran)];
+        if is_zero(block) {
+            zero += block.len() as u64;
+            if let Some((s, l)) = run.take() {
+                store_run(shared, &buf[s..s + l], item.offset + s as u64)?;
             }
+            continue;
         }
-    }
-
-    fn process(&self, item: Work, mut buf: Vec<u8>) -> Result<Outcome> {
-        let len = usize::try_from(item.len).unwrap_or(usize::MAX);
-        self.source.read_exact_at(&mut buf[..len], item.offset)?;
-        let gran = usize::try_from(self.granularity).unwrap_or(4096);
-        let mut pieces = Vec::new();
-        let mut zero = 0u64;
-        let mut run: Option<(usize, usize)> = None;
-        for start in (0..len).step_by(gran) {
-            let block = &buf[start..len.min(start + gran)];
-            if is_zero(block) {
-                zero += block.len() as u64;
-                if let Some((s, l)) = run.take() {
-                    pieces.push(self.data_piece(item.offset, s, l));
-                }
-                continue;
-            }
-            if let Some(compression) = self.compression {
-                let offset = item.offset + start as u64;
-                pieces.push(self.compress_block(compression, block, offset, start)?);
-                continue;
-            }
-            run = match run {
-                Some((s, l)) => Some((s, l + block.len())),
-                None => Some((start, block.len())),
-            };
+        if let Some(compression) = shared.compression {
+            store_compressed(shared, compression, block, item.offset + start as u64)?;
+            continue;
         }
-        if let Some((s, l)) = run {
-            pieces.push(self.data_piece(item.offset, s, l));
-        }
-        Ok(Outcome::Chunk {
-            buf,
-            pieces,
-            read: item.len,
-            zero,
-        })
-    }
-
-    fn data_piece(&self, chunk_offset: u64, start: usize, len: usize) -> Piece {
-        Piece::Data {
-            offset: chunk_offset + start as u64,
-            start,
-            len,
-        }
-    }
-
-    fn compress_block(
-        &self,
-        compression: Compression,
-        block: &[u8],
-        offset: u64,
-        start: usize,
-    ) -> Result<Piece> {
-        // The last cluster of a disk may be partial; qcow2 compresses whole clusters.
-        let gran = usize::try_from(self.granularity).unwrap_or(block.len());
-        let padded;
-        let input = if block.len() < gran {
-            let mut p = block.to_vec();
-            p.resize(gran, 0);
-            padded = p;
-            &padded[..]
-        } else {
-            block
+        run = match run {
+            Some((s, l)) => Some((s, l + block.len())),
+            None => Some((start, block.len())),
         };
-        let mut out = Vec::new();
-        let smaller = compression
-            .compress_cluster(input, self.level, &mut out)
-            .map_err(|e| Error::invalid_request("<compressor>", e.to_string()))?;
-        Ok(if smaller {
-            Piece::Compressed { offset, bytes: out }
-        } else {
-            Piece::Data {
-                offset,
-                start,
-                len: block.len(),
-            }
-        })
     }
+    if let Some((s, l)) = run {
+        store_run(shared, &buf[s..s + l], item.offset + s as u64)?;
+    }
+    let c = &shared.counters;
+    c.read.fetch_add(item.len, Ordering::Relaxed);
+    c.zero.fetch_add(zero, Ordering::Relaxed);
+    (shared.progress)(item.len);
+    Ok(())
 }
 
-fn write_all(
-    sink: &mut dyn DiskSink,
-    results: &Receiver<Result<Outcome>>,
-    pool: &Sender<Vec<u8>>,
-    stats: &mut CopyStats,
-    progress: &(dyn Fn(u64) + Sync),
+/// Places a run under the sink lock, then writes it without holding the lock.
+fn store_run(shared: &Shared<'_>, data: &[u8], offset: u64) -> Result<()> {
+    let placement = shared.sink()?.place_data(offset, data.len() as u64)?;
+    placement.write(data)?;
+    shared.counters.stored.fetch_add(data.len() as u64, Ordering::Relaxed);
+    Ok(())
+}
+
+fn store_compressed(
+    shared: &Shared<'_>,
+    compression: Compression,
+    block: &[u8],
+    offset: u64,
 ) -> Result<()> {
-    for outcome in results.iter() {
-        match outcome? {
-            Outcome::Skipped { offset, len } => {
-                sink.write_zeroes(offset, len)?;
-                stats.bytes_skipped_by_map += len;
-                progress(len);
-            }
-            Outcome::Chunk {
-                buf,
-                pieces,
-                read,
-                zero,
-            } => {
-                for piece in &pieces {
-                    match piece {
-                        Piece::Data { offset, start, len } => {
-                            sink.write_all_at(&buf[*start..start + len], *offset)?;
-                            stats.bytes_stored += *len as u64;
-                        }
-                        Piece::Compressed { offset, bytes } => {
-                            sink.write_compressed_cluster(bytes, *offset)?;
-                            stats.bytes_stored += sink.granularity();
-                        }
-                    }
-                }
-                stats.bytes_read += read;
-                stats.bytes_zero_detected += zero;
-                progress(read);
-                let _ = pool.send(buf);
-            }
-        }
+    // The last cluster of a disk may be partial; qcow2 compresses whole clusters.
+    let gran = usize::try_from(shared.granularity).unwrap_or(block.len());
+    let mut padded;
+    let input = if block.len() < gran {
+        padded = block.to_vec();
+        padded.resize(gran, 0);
+        &padded[..]
+    } else {
+        block
+    };
+    let mut out = Vec::new();
+    let smaller = compression
+        .compress_cluster(input, shared.level, &mut out)
+        .map_err(|e| Error::invalid_request("<compressor>", e.to_string()))?;
+    if !smaller {
+        return store_run(shared, block, offset);
     }
+    shared.sink()?.write_compressed_cluster(&out, offset)?;
+    shared.counters.stored.fetch_add(block.len() as u64, Ordering::Relaxed);
     Ok(())
 }
 

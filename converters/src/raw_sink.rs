@@ -5,13 +5,14 @@
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rustix::fs::FallocateFlags;
 use tempfile::NamedTempFile;
 
 use crate::compress::Compression;
 use crate::error::{Error, Result};
-use crate::sink::{DiskSink, SinkSummary};
+use crate::sink::{DiskSink, Placement, SinkSummary};
 
 /// Zero detection and writes work in 4 KiB units, the page and filesystem block size.
 const RAW_GRANULARITY: u64 = 4096;
@@ -26,6 +27,9 @@ enum Target {
 pub struct RawSink {
     path: PathBuf,
     target: Target,
+    /// A second handle on the output that workers write through.
+    writer: Arc<File>,
+    shared_path: Arc<Path>,
     virtual_size: u64,
     stored_bytes: u64,
 }
@@ -57,20 +61,22 @@ impl RawSink {
                 .map_err(|e| Error::io(path, "cannot size output", e))?;
             Target::Staged(staged)
         };
+        let writer = match &target {
+            Target::Staged(t) => t.as_file(),
+            Target::Device(f) => f,
+        }
+        .try_clone()
+        .map_err(|e| Error::io(path, "cannot duplicate output handle", e))?;
         Ok(RawSink {
             path: path.to_path_buf(),
             target,
+            writer: Arc::new(writer),
+            shared_path: Arc::from(path),
             virtual_size,
             stored_bytes: 0,
         })
     }
 
-    fn file(&self) -> &File {
-        match &self.target {
-            Target::Staged(t) => t.as_file(),
-            Target::Device(f) => f,
-        }
-    }
 }
 
 /// A temporary file next to `path`, so the final rename stays on one filesystem.
@@ -111,19 +117,20 @@ impl DiskSink for RawSink {
         None
     }
 
-    fn write_all_at(&mut self, buf: &[u8], offset: u64) -> Result<()> {
-        let end = offset.checked_add(buf.len() as u64);
+    fn place_data(&mut self, offset: u64, len: u64) -> Result<Placement> {
+        let end = offset.checked_add(len);
         if end.is_none_or(|e| e > self.virtual_size) {
             return Err(Error::invalid_request(
                 &self.path,
                 format!("write at {offset:#x} runs past the end of the disk"),
             ));
         }
-        self.file()
-            .write_all_at(buf, offset)
-            .map_err(|e| Error::io(&self.path, format!("cannot write at {offset:#x}"), e))?;
-        self.stored_bytes += buf.len() as u64;
-        Ok(())
+        self.stored_bytes += len;
+        Ok(Placement {
+            target: self.writer.clone(),
+            host_offset: offset,
+            path: self.shared_path.clone(),
+        })
     }
 
     fn write_compressed_cluster(&mut self, _compressed: &[u8], offset: u64) -> Result<()> {
@@ -150,6 +157,7 @@ impl DiskSink for RawSink {
             target,
             virtual_size,
             stored_bytes,
+            ..
         } = *self;
         match target {
             Target::Staged(staged) => publish_staged(staged, &path)?,

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::compress::Compression;
 use crate::error::Result;
-use crate::sink::{DiskSink, SinkSummary};
+use crate::sink::{DiskSink, Placement, SinkSummary, WriteAt};
 use crate::source::{clip_len, DiskSource, Extent, ExtentKind, LayerInfo};
 
 /// A disk held in memory with an explicit map: `data_ranges` are Data, the rest Unallocated.
@@ -74,7 +74,7 @@ impl DiskSource for MemSource {
 
 /// A sink that records what it is given into a shared buffer.
 pub struct MemSink {
-    pub out: Arc<Mutex<Vec<u8>>>,
+    pub out: Arc<MemTarget>,
     pub granularity: u64,
     pub compression: Option<Compression>,
     pub zero_calls: Arc<Mutex<Vec<(u64, u64)>>>,
@@ -83,7 +83,7 @@ pub struct MemSink {
 impl MemSink {
     pub fn new(size: u64, granularity: u64, compression: Option<Compression>) -> Self {
         MemSink {
-            out: Arc::new(Mutex::new(vec![0u8; size as usize])),
+            out: Arc::new(MemTarget(Mutex::new(vec![0u8; size as usize]))),
             granularity,
             compression,
             zero_calls: Arc::default(),
@@ -98,10 +98,12 @@ impl DiskSink for MemSink {
     fn compression(&self) -> Option<Compression> {
         self.compression
     }
-    fn write_all_at(&mut self, buf: &[u8], offset: u64) -> Result<()> {
-        let mut out = self.out.lock().unwrap();
-        out[offset as usize..offset as usize + buf.len()].copy_from_slice(buf);
-        Ok(())
+    fn place_data(&mut self, _offset: u64, _len: u64) -> Result<Placement> {
+        Ok(Placement {
+            target: self.out.clone(),
+            host_offset: _offset,
+            path: Arc::from(std::path::Path::new("<memory>")),
+        })
     }
     fn write_compressed_cluster(&mut self, compressed: &[u8], offset: u64) -> Result<()> {
         let mut cluster = vec![0u8; self.granularity as usize];
@@ -109,7 +111,7 @@ impl DiskSink for MemSink {
             .unwrap()
             .decompress_cluster(compressed, &mut cluster)
             .unwrap();
-        let mut out = self.out.lock().unwrap();
+        let mut out = self.out.0.lock().unwrap();
         let end = (offset as usize + cluster.len()).min(out.len());
         let n = end - offset as usize;
         out[offset as usize..end].copy_from_slice(&cluster[..n]);
@@ -121,5 +123,16 @@ impl DiskSink for MemSink {
     }
     fn finish(self: Box<Self>) -> Result<SinkSummary> {
         Ok(SinkSummary::default())
+    }
+}
+
+/// Memory that placements write into.
+pub struct MemTarget(pub Mutex<Vec<u8>>);
+
+impl WriteAt for MemTarget {
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
+        let mut out = self.0.lock().unwrap();
+        out[offset as usize..offset as usize + buf.len()].copy_from_slice(buf);
+        Ok(())
     }
 }

@@ -40,12 +40,16 @@ pub fn verify(
     output: &dyn DiskSource,
     jobs: usize,
 ) -> std::result::Result<VerifyReport, VerifyError> {
-    if source.size() != output.size() {
+    // qcow2 (like qemu-img) rounds a virtual size up to whole sectors; the padding must
+    // read as zero.
+    let padded = source.size().next_multiple_of(512);
+    if output.size() != source.size() && output.size() != padded {
         return Err(VerifyError::SizeMismatch {
             source_size: source.size(),
             output_size: output.size(),
         });
     }
+    check_zero_tail(output, source.size())?;
     let mut report = VerifyReport {
         virtual_size: source.size(),
         ..VerifyReport::default()
@@ -88,6 +92,19 @@ fn compare_range(
     output.read_exact_at(&mut buf, offset)?;
     if Sha256::digest(&buf) != want {
         return Err(VerifyError::Mismatch { offset, len });
+    }
+    Ok(())
+}
+
+fn check_zero_tail(output: &dyn DiskSource, from: u64) -> std::result::Result<(), VerifyError> {
+    let len = output.size() - from;
+    if len == 0 {
+        return Ok(());
+    }
+    let mut tail = vec![0u8; usize::try_from(len).unwrap_or(0)];
+    output.read_exact_at(&mut tail, from)?;
+    if tail.iter().any(|&b| b != 0) {
+        return Err(VerifyError::Mismatch { offset: from, len });
     }
     Ok(())
 }

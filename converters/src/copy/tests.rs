@@ -15,7 +15,7 @@ fn run(src: &MemSource, gran: u64, compression: Option<Compression>, jobs: usize
         src.size(),
         "every byte is either read or skipped exactly once"
     );
-    let v = out.lock().unwrap().clone();
+    let v = out.0.lock().unwrap().clone();
     v
 }
 

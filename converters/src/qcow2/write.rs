@@ -36,7 +36,8 @@ use super::header::{
 };
 use crate::compress::Compression;
 use crate::error::{Error, Result};
-use crate::sink::{DiskSink, SinkSummary};
+use crate::sink::{DiskSink, Placement, SinkSummary};
+use std::sync::Arc;
 
 #[path = "write_meta.rs"]
 mod meta;
@@ -70,6 +71,9 @@ impl Default for Qcow2WriteOptions {
 pub struct Qcow2Sink {
     path: PathBuf,
     file: NamedTempFile,
+    /// A second handle on the temporary file that copy workers write data through.
+    writer: Arc<std::fs::File>,
+    shared_path: Arc<Path>,
     virtual_size: u64,
     cluster_bits: u32,
     l2_bits: u32,
@@ -119,9 +123,15 @@ impl Qcow2Sink {
             ));
         }
         let file = create_temp(path)?;
+        let writer = file
+            .as_file()
+            .try_clone()
+            .map_err(|e| Error::io(path, "cannot duplicate output handle", e))?;
         Ok(Qcow2Sink {
             path: path.to_path_buf(),
             file,
+            writer: Arc::new(writer),
+            shared_path: Arc::from(path),
             virtual_size,
             cluster_bits,
             l2_bits: l2_bits(cluster_bits, false),
@@ -368,6 +378,25 @@ impl Qcow2Sink {
         Ok(())
     }
 
+    /// Reserves contiguous host clusters for `len` guest bytes at `offset` (already
+    /// checked) and maps them; the caller writes the data there itself, so many workers
+    /// write at once. Pending appends are flushed first so the reservation lies wholly in
+    /// the file's range, where `read_back`/`write_back` expect written data.
+    fn reserve(&mut self, offset: u64, len: u64) -> Result<u64> {
+        self.flush_pending()?;
+        let cs = self.cluster_size();
+        let host = self.pending_start.next_multiple_of(cs);
+        let clusters = len.div_ceil(cs);
+        self.pending_start = host + clusters * cs;
+        let first = offset >> self.cluster_bits;
+        for k in 0..clusters {
+            self.add_ref((host >> self.cluster_bits) + k)?;
+            self.set_entry(first + k, (host + (k << self.cluster_bits)) | COPIED)?;
+        }
+        self.stored_bytes += len;
+        Ok(host)
+    }
+
     /// Reads back `out.len()` bytes this sink wrote at `host` (file or pending buffer).
     fn read_back(&self, out: &mut [u8], host: u64) -> Result<()> {
         let in_file = usize::try_from(self.pending_start.saturating_sub(host))
@@ -378,6 +407,9 @@ impl Qcow2Sink {
             .as_file()
             .read_exact_at(file_part, host)
             .map_err(|e| self.io_error("cannot read back", e))?;
+        if pending_part.is_empty() {
+            return Ok(());
+        }
         let at = usize::try_from((host + in_file as u64) - self.pending_start).unwrap_or(0);
         let src = self
             .pending
@@ -397,6 +429,9 @@ impl Qcow2Sink {
             .as_file()
             .write_all_at(file_part, host)
             .map_err(|e| self.io_error("cannot write", e))?;
+        if pending_part.is_empty() {
+            return Ok(());
+        }
         let at = usize::try_from((host + in_file as u64) - self.pending_start).unwrap_or(0);
         let end = at + pending_part.len();
         let dst = self.pending.get_mut(at..end).ok_or_else(|| {
@@ -466,12 +501,18 @@ impl DiskSink for Qcow2Sink {
         self.opts.compression
     }
 
-    fn write_all_at(&mut self, buf: &[u8], offset: u64) -> Result<()> {
-        if buf.is_empty() {
-            return Ok(());
-        }
-        self.check_write(offset, buf.len() as u64)?;
-        self.store(buf, offset)
+    fn place_data(&mut self, offset: u64, len: u64) -> Result<Placement> {
+        let host_offset = if len == 0 {
+            self.next_free()
+        } else {
+            self.check_write(offset, len)?;
+            self.reserve(offset, len)?
+        };
+        Ok(Placement {
+            target: self.writer.clone(),
+            host_offset,
+            path: self.shared_path.clone(),
+        })
     }
 
     fn write_compressed_cluster(&mut self, compressed: &[u8], offset: u64) -> Result<()> {
