@@ -42,6 +42,8 @@ mod tests;
 mod tests_build;
 #[cfg(test)]
 mod tests_corpus;
+#[cfg(test)]
+mod tests_hostile;
 
 use std::path::Path;
 

@@ -536,3 +536,44 @@ fn missing_extent_is_named() {
     assert!(err.to_string().contains("gone-s001.vmdk"), "{err}");
     assert!(!err.is_bad_input()); // an I/O error: the file is missing
 }
+
+#[test]
+fn concurrent_reads_agree() {
+    if !have_qemu() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let base = create(dir.path(), "src.vmdk", "", ODD_SIZE);
+    scribble(&base, ODD_SIZE);
+    let img = dir.path().join("stream.vmdk");
+    run(
+        "qemu-img",
+        &[
+            "convert",
+            "-O",
+            "vmdk",
+            "-o",
+            "subformat=streamOptimized",
+            p(&base),
+            p(&img),
+        ],
+    );
+    let theirs = dir.path().join("theirs.raw");
+    run("qemu-img", &["convert", "-O", "raw", p(&img), p(&theirs)]);
+    let expect = std::fs::read(&theirs).unwrap();
+    let src = open(&img).unwrap();
+    std::thread::scope(|s| {
+        for t in 0..4u64 {
+            let (src, expect) = (&src, &expect);
+            s.spawn(move || {
+                for i in 0..50u64 {
+                    let off = (t * 7919 + i * 104_729) * 97 % ODD_SIZE;
+                    let len = ((i * 31 + t) * 4099 % 200_000 + 1).min(ODD_SIZE - off);
+                    let mut buf = vec![0u8; len as usize];
+                    src.read_exact_at(&mut buf, off).unwrap();
+                    assert!(buf == expect[off as usize..(off + len) as usize]);
+                }
+            });
+        }
+    });
+}

@@ -320,3 +320,33 @@ fn hostile_sesparse_fails_cleanly() {
     let err = src.extent_at(4096, 4096).unwrap_err().to_string();
     assert!(err.contains("grain table entry"), "{err}");
 }
+
+#[test]
+fn flat_delta_holes_do_not_show_the_parent() {
+    if !have_qemu() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let sectors = 8192;
+    write_parent(dir.path(), sectors);
+    let flat = std::fs::File::create(dir.path().join("child-flat.vmdk")).unwrap();
+    flat.set_len(sectors * 512).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&flat, &[0xee; 8192], 1 << 20).unwrap();
+    drop(flat);
+    let child = write_child(
+        dir.path(),
+        "monolithicFlat",
+        "FLAT",
+        "child-flat.vmdk\" \"0",
+        sectors,
+    );
+    // write_child quotes the name; patch the line into `FLAT "child-flat.vmdk" 0`.
+    let text = std::fs::read_to_string(&child)
+        .unwrap()
+        .replace("\" \"0\"", "\" 0");
+    write_file(&child, text.as_bytes());
+    assert_chain_matches_qemu(&child);
+    let src = open(&child).unwrap();
+    let e = src.extent_at(0, u64::MAX).unwrap();
+    assert_eq!((e.kind, e.len), (ExtentKind::Zero, 1 << 20));
+}
