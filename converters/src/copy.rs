@@ -184,8 +184,13 @@ fn plan(shared: &Shared<'_>, work: &Sender<Work>) -> Result<()> {
                 extent.end() / granularity * granularity
             };
             if skip_end > skip_start {
-                shared.sink()?.write_zeroes(skip_start, skip_end - skip_start)?;
-                shared.counters.skipped.fetch_add(skip_end - skip_start, Ordering::Relaxed);
+                shared
+                    .sink()?
+                    .write_zeroes(skip_start, skip_end - skip_start)?;
+                shared
+                    .counters
+                    .skipped
+                    .fetch_add(skip_end - skip_start, Ordering::Relaxed);
                 (shared.progress)(skip_end - skip_start);
             }
             covered = covered.max(skip_end);
@@ -267,7 +272,10 @@ fn copy_chunk(shared: &Shared<'_>, item: Work, buf: &mut [u8]) -> Result<()> {
 fn store_run(shared: &Shared<'_>, data: &[u8], offset: u64) -> Result<()> {
     let placement = shared.sink()?.place_data(offset, data.len() as u64)?;
     placement.write(data)?;
-    shared.counters.stored.fetch_add(data.len() as u64, Ordering::Relaxed);
+    shared
+        .counters
+        .stored
+        .fetch_add(data.len() as u64, Ordering::Relaxed);
     Ok(())
 }
 
@@ -295,7 +303,10 @@ fn store_compressed(
         return store_run(shared, block, offset);
     }
     shared.sink()?.write_compressed_cluster(&out, offset)?;
-    shared.counters.stored.fetch_add(block.len() as u64, Ordering::Relaxed);
+    shared
+        .counters
+        .stored
+        .fetch_add(block.len() as u64, Ordering::Relaxed);
     Ok(())
 }
 

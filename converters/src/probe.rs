@@ -116,13 +116,13 @@ pub fn probe(path: &Path) -> Result<Format> {
 /// A descriptor may start with blank lines or other comments before the marker; a small
 /// text file whose lines include `createType=` is a descriptor too.
 fn is_vmdk_descriptor_text(head: &[u8]) -> bool {
-    let Ok(text) = std::str::from_utf8(head) else {
-        return false;
-    };
-    text.contains(std::str::from_utf8(VMDK_DESCRIPTOR_MARK).unwrap_or_default())
-        || text
-            .lines()
-            .any(|l| l.trim_start().starts_with("createType"))
+    // Descriptors may be windows-1252 and a UTF-8 character may be cut at the end of the
+    // probe window, so search bytes, not text.
+    let contains = |needle: &[u8]| head.windows(needle.len()).any(|w| w == needle);
+    contains(VMDK_DESCRIPTOR_MARK)
+        || head
+            .split(|&b| b == b'\n')
+            .any(|line| line.trim_ascii_start().starts_with(b"createType"))
 }
 
 fn has_vhd_extension(path: &Path) -> bool {

@@ -76,7 +76,6 @@ impl RawSink {
             stored_bytes: 0,
         })
     }
-
 }
 
 /// A temporary file next to `path`, so the final rename stays on one filesystem.

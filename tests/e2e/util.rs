@@ -68,14 +68,16 @@ pub fn p(path: &Path) -> &str {
     path.to_str().expect("utf-8 test path")
 }
 
-/// Sum of the lengths qemu-img map calls data (what `ferry info` reports as allocated).
+/// Sum of the lengths qemu-img map calls data and not known to read zero: what `ferry
+/// info` reports as allocated. (qemu marks holes in flat extents and fixed VHDs
+/// `"data": true, "zero": true`: stored in the file's range but reading zero.)
 pub fn qemu_map_data_bytes(image: &Path, format: &str) -> u64 {
     let out = qemu_img(&["map", "--output=json", "-f", format, p(image)]);
     let map: serde_json::Value = serde_json::from_slice(&out.stdout).expect("map json");
     map.as_array()
         .expect("array")
         .iter()
-        .filter(|e| e["data"].as_bool() == Some(true))
+        .filter(|e| e["data"].as_bool() == Some(true) && e["zero"].as_bool() == Some(false))
         .map(|e| e["length"].as_u64().expect("length"))
         .sum()
 }

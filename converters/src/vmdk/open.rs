@@ -245,7 +245,11 @@ fn open_extent(
         .as_deref()
         .ok_or_else(|| Error::malformed(path, "extent line names no file"))?;
     let extent_path = resolve_in_folder(path, name, "extent")?;
-    let file = ImageFile::open(&extent_path)?;
+    // Name the descriptor the user gave, and the extent that is missing.
+    let file = ImageFile::open(&extent_path).map_err(|e| match e {
+        Error::Io { err, .. } => Error::io(path, format!("extent file {}", shown(name)), err),
+        other => other,
+    })?;
     if !files.contains(&extent_path) {
         files.push(extent_path.clone());
     }
