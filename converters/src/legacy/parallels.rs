@@ -73,23 +73,7 @@ impl ParallelsSource {
         let cluster = u64::from(tracks) * SECTOR;
         let multiplier = if v2 { cluster } else { SECTOR };
         let entries = u64::from(u32_le(&h, 32));
-        let mut bat = read_table(
-            &file,
-            HEADER_SIZE as u64,
-            entries,
-            4,
-            false,
-            "parallels bat",
-        )?;
-        for (i, e) in bat.iter_mut().enumerate() {
-            *e *= multiplier;
-            if *e != 0 && *e >= file.len() {
-                return Err(bad(format!(
-                    "bat entry {i} points to {e:#x}, past the end of the file at {:#x}",
-                    file.len()
-                )));
-            }
-        }
+        let bat = load_bat(&file, entries, multiplier)?;
         let ext_off = u64_le(&h, 56);
         if ext_off != 0 {
             check_extension(&file, ext_off, cluster)?;
@@ -117,6 +101,24 @@ impl ParallelsSource {
         }
         Ok(())
     }
+}
+
+/// Loads the BAT as host byte offsets; an entry at or past the end of the file is an error.
+fn load_bat(file: &ImageFile, entries: u64, multiplier: u64) -> Result<Vec<u64>> {
+    let mut bat = read_table(file, HEADER_SIZE as u64, entries, 4, false, "parallels bat")?;
+    for (i, e) in bat.iter_mut().enumerate() {
+        *e *= multiplier;
+        if *e != 0 && *e >= file.len() {
+            return Err(Error::malformed(
+                file.path(),
+                format!(
+                    "bat entry {i} points to {e:#x}, past the end of the file at {:#x}",
+                    file.len()
+                ),
+            ));
+        }
+    }
+    Ok(bat)
 }
 
 /// Walks the format extension at sector `ext_off`: refuses feature flags, unknown features
