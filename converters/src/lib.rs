@@ -15,6 +15,7 @@ pub mod chain;
 pub mod compress;
 pub mod error;
 pub mod image_file;
+pub mod legacy;
 pub mod probe;
 pub mod qcow2;
 pub mod raw;
