@@ -21,6 +21,10 @@ pub enum Format {
     Vmdk,
     Vhd,
     Qcow2,
+    /// Legacy formats found in old labs and qemu's own test images, read-only.
+    Bochs,
+    Parallels,
+    Cloop,
 }
 
 impl Format {
@@ -30,6 +34,9 @@ impl Format {
             Format::Vmdk => "vmdk",
             Format::Vhd => "vhd",
             Format::Qcow2 => "qcow2",
+            Format::Bochs => "bochs",
+            Format::Parallels => "parallels",
+            Format::Cloop => "cloop",
         }
     }
 
@@ -40,6 +47,9 @@ impl Format {
             "vmdk" => Some(Format::Vmdk),
             "vhd" | "vpc" => Some(Format::Vhd),
             "qcow2" => Some(Format::Qcow2),
+            "bochs" => Some(Format::Bochs),
+            "parallels" => Some(Format::Parallels),
+            "cloop" => Some(Format::Cloop),
             _ => None,
         }
     }
@@ -67,10 +77,6 @@ const UNSUPPORTED_MAGICS: &[(usize, &[u8], &str)] = &[
         "format VHDX (Hyper-V); convert it with `qemu-img convert -O raw` first",
     ),
     (0x40, b"\x7f\x10\xda\xbe", "format VDI (VirtualBox)"),
-    (0, b"WithoutFreeSpace", "format Parallels"),
-    (0, b"WithouFreSpacExt", "format Parallels"),
-    (0, b"Bochs Virtual HD Image", "format Bochs"),
-    (0, b"#!/bin/sh\n#V2.0 Format", "format cloop"),
     (0, b"QEVM", "format QED"),
 ];
 
@@ -99,6 +105,15 @@ pub fn probe(path: &Path) -> Result<Format> {
     }
     if head.starts_with(VHD_COOKIE) {
         return Ok(Format::Vhd);
+    }
+    if head.starts_with(b"WithoutFreeSpace") || head.starts_with(b"WithouFreSpacExt") {
+        return Ok(Format::Parallels);
+    }
+    if head.starts_with(b"Bochs Virtual HD Image") {
+        return Ok(Format::Bochs);
+    }
+    if head.starts_with(b"#!/bin/sh\n#V2.0 Format") {
+        return Ok(Format::Cloop);
     }
     for (at, magic, what) in UNSUPPORTED_MAGICS {
         if head.get(*at..at + magic.len()) == Some(magic) {
@@ -180,6 +195,9 @@ pub fn open_layer(
         Format::Vmdk => crate::vmdk::open(path, opts, guard),
         Format::Vhd => crate::vhd::open(path, opts, guard),
         Format::Qcow2 => crate::qcow2::open(path, opts, guard),
+        Format::Bochs => crate::legacy::open_bochs(path),
+        Format::Parallels => crate::legacy::open_parallels(path),
+        Format::Cloop => crate::legacy::open_cloop(path),
     }
 }
 

@@ -55,6 +55,7 @@ INPUT FORMATS (probed by magic unless --source-format is given):
   vhd    fixed, dynamic, differencing (XenServer)
   qcow2  v2 and v3, zero and compressed clusters; backing files with --follow-backing
   raw    files, raw dumps and block devices (never probed: say --source-format raw)
+  bochs, parallels, cloop  read-only legacy formats (growing Bochs, Parallels v1/v2, cloop v2)
 
 EXAMPLES:
   ferry convert disk.vmdk disk.qcow2
@@ -77,6 +78,9 @@ pub enum SourceFormat {
     Vmdk,
     Vhd,
     Qcow2,
+    Bochs,
+    Parallels,
+    Cloop,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -168,6 +172,9 @@ impl SourceArgs {
             SourceFormat::Vmdk => converters::Format::Vmdk,
             SourceFormat::Vhd => converters::Format::Vhd,
             SourceFormat::Qcow2 => converters::Format::Qcow2,
+            SourceFormat::Bochs => converters::Format::Bochs,
+            SourceFormat::Parallels => converters::Format::Parallels,
+            SourceFormat::Cloop => converters::Format::Cloop,
         })
     }
 

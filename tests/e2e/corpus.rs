@@ -77,7 +77,10 @@ fn disk_rows(dir: &Path) -> Vec<Row> {
 /// A format ferry converts (qemu's name in the manifest).
 fn ferry_reads(qemu_format: &str) -> bool {
     let base = qemu_format.split('/').next().unwrap_or("");
-    matches!(base, "vmdk" | "vpc" | "qcow2" | "raw")
+    matches!(
+        base,
+        "vmdk" | "vpc" | "qcow2" | "raw" | "bochs" | "parallels" | "cloop"
+    )
 }
 
 fn is_valid(r: &Row) -> bool {
