@@ -11,9 +11,9 @@ use std::path::Path;
 
 use rustix::fs::SeekFrom as RxSeekFrom;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::image_file::ImageFile;
-use crate::source::{clip_len, DiskSource, Extent, ExtentKind, LayerInfo};
+use crate::source::{DiskSource, Extent, ExtentKind, LayerInfo};
 
 /// Size of a block device (or any seekable file) in bytes.
 pub fn device_size(file: &File) -> io::Result<u64> {
@@ -93,13 +93,7 @@ impl DiskSource for RawSource {
     }
 
     fn extent_at(&self, offset: u64, max_len: u64) -> Result<Extent> {
-        let len = clip_len(offset, max_len, self.size());
-        if len == 0 {
-            return Err(Error::invalid_request(
-                self.file.path(),
-                format!("extent requested at {offset:#x}, past the end of the disk"),
-            ));
-        }
+        let len = crate::source::extent_len(self.file.path(), offset, max_len, self.size())?;
         if !self.holes_possible {
             return Ok(Extent {
                 offset,

@@ -82,6 +82,18 @@ pub fn clip_len(offset: u64, max_len: u64, size: u64) -> u64 {
     max_len.min(size.saturating_sub(offset))
 }
 
+/// `clip_len` for `extent_at` implementations: an offset at or past the end is the
+/// caller's mistake and becomes an error naming the file instead of an empty extent.
+pub fn extent_len(path: &std::path::Path, offset: u64, max_len: u64, size: u64) -> Result<u64> {
+    match clip_len(offset, max_len, size) {
+        0 => Err(crate::error::Error::invalid_request(
+            path,
+            format!("extent requested at {offset:#x}, past the end of the disk"),
+        )),
+        len => Ok(len),
+    }
+}
+
 /// Walks the whole allocation map and returns the number of bytes in `Data` extents.
 pub fn allocated_bytes(source: &dyn DiskSource) -> Result<u64> {
     let mut total = 0u64;

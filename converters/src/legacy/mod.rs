@@ -128,14 +128,7 @@ fn check_range(file: &ImageFile, offset: u64, len: usize, size: u64) -> Result<(
 
 /// The clipped extent length at `offset`, or an error for a request past the end.
 fn extent_len(file: &ImageFile, offset: u64, max_len: u64, size: u64) -> Result<u64> {
-    let len = crate::source::clip_len(offset, max_len, size);
-    if len == 0 {
-        return Err(Error::invalid_request(
-            file.path(),
-            format!("extent requested at {offset:#x}, past the end of the disk"),
-        ));
-    }
-    Ok(len)
+    crate::source::extent_len(file.path(), offset, max_len, size)
 }
 
 fn layer(file: &ImageFile, format: &str, subformat: &str, size: u64) -> Vec<LayerInfo> {

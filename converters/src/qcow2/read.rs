@@ -13,7 +13,7 @@ use super::header::{Extensions, Header, COMPRESSION_ZSTD, INCOMPAT_DATA_FILE, MA
 use crate::compress::Compression;
 use crate::error::{Error, Result};
 use crate::image_file::ImageFile;
-use crate::source::{clip_len, DiskSource, Extent, ExtentKind, LayerInfo};
+use crate::source::{DiskSource, Extent, ExtentKind, LayerInfo};
 
 /// At most this many L2 tables' worth of guest space is described by one `extent_at`.
 const MAX_TABLES_PER_EXTENT: u64 = 32;
@@ -364,13 +364,7 @@ impl DiskSource for Qcow2Source {
     }
 
     fn extent_at(&self, offset: u64, max_len: u64) -> Result<Extent> {
-        let len = clip_len(offset, max_len, self.size);
-        if len == 0 {
-            return Err(Error::invalid_request(
-                self.file.path(),
-                format!("extent requested at {offset:#x}, past the end of the disk"),
-            ));
-        }
+        let len = crate::source::extent_len(self.file.path(), offset, max_len, self.size)?;
         // Bounded metadata work per call: a long run comes back in pieces, never by reading
         // every L2 table of a huge disk in one call.
         let len = len.min(MAX_TABLES_PER_EXTENT << (self.cluster_bits + self.l2_bits));

@@ -20,7 +20,7 @@ use super::footer::SECTOR;
 use super::header::DynHeader;
 use crate::error::{Error, Result};
 use crate::image_file::ImageFile;
-use crate::source::{clip_len, DiskSource, Extent, ExtentKind, LayerInfo};
+use crate::source::{DiskSource, Extent, ExtentKind, LayerInfo};
 
 const UNALLOCATED: u32 = 0xFFFF_FFFF;
 /// Sector bitmaps kept in memory (differencing disks only); each is at most 512 KiB.
@@ -241,13 +241,7 @@ impl DiskSource for DynamicSource {
     }
 
     fn extent_at(&self, offset: u64, max_len: u64) -> Result<Extent> {
-        let len = clip_len(offset, max_len, self.size);
-        if len == 0 {
-            return Err(Error::invalid_request(
-                self.file.path(),
-                format!("extent requested at {offset:#x}, past the end of the disk"),
-            ));
-        }
+        let len = crate::source::extent_len(self.file.path(), offset, max_len, self.size)?;
         let end = offset + len;
         let (kind, mut pos) = self.first_run(offset)?;
         while pos < end {

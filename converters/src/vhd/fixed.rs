@@ -10,7 +10,7 @@ use super::dynamic::check_range;
 use crate::error::{Error, Result};
 use crate::image_file::ImageFile;
 use crate::raw::RawSource;
-use crate::source::{clip_len, DiskSource, Extent, ExtentKind, LayerInfo};
+use crate::source::{DiskSource, Extent, ExtentKind, LayerInfo};
 
 pub struct FixedSource {
     raw: RawSource,
@@ -56,13 +56,8 @@ impl DiskSource for FixedSource {
     }
 
     fn extent_at(&self, offset: u64, max_len: u64) -> Result<Extent> {
-        let len = clip_len(offset, max_len, self.size);
-        if len == 0 {
-            return Err(Error::invalid_request(
-                self.raw.image_file().path(),
-                format!("extent requested at {offset:#x}, past the end of the disk"),
-            ));
-        }
+        let len =
+            crate::source::extent_len(self.raw.image_file().path(), offset, max_len, self.size)?;
         if offset >= self.data_len() {
             return Ok(Extent {
                 offset,
