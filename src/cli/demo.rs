@@ -40,7 +40,10 @@ pub fn run(args: &DemoArgs) -> CliResult {
     for f in &report.guest_files {
         println!("     {f}");
     }
-    println!("2. inspected it: {:?} partition table", report.layout.table);
+    println!(
+        "2. inspected it: {} partition table",
+        format!("{:?}", report.layout.table).to_uppercase()
+    );
     for p in &report.layout.partitions {
         println!(
             "     partition {} at {} MiB, {}, {}",

@@ -99,7 +99,12 @@ fn print_text(r: &InfoReport) {
         );
         return;
     }
-    println!("partition table: {:?}", layout.table);
+    let table = match layout.table {
+        crate::layout::TableKind::Mbr => "MBR",
+        crate::layout::TableKind::Gpt => "GPT",
+        crate::layout::TableKind::None => "none",
+    };
+    println!("partition table: {table}");
     for p in &layout.partitions {
         let fs = p.filesystem.map_or("-", |f| f.name());
         let name = p

@@ -111,7 +111,9 @@ fn qemu_img_cross_check(source: &Path, output: &Path) -> Option<String> {
         .ok()?;
     Some(format!(
         "qemu-img compare: {}; qemu-img check: {}",
-        String::from_utf8_lossy(&compare.stdout).trim(),
+        String::from_utf8_lossy(&compare.stdout)
+            .trim()
+            .trim_end_matches('.'),
         if check.status.success() {
             "no errors"
         } else {

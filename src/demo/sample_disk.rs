@@ -17,20 +17,24 @@ pub fn build(work: &Path, raw: &Path) -> io::Result<Vec<String>> {
     let files = write_tree(&tree)?;
     let fs_img = work.join("root.ext4");
     let fs_size = DISK_SIZE - PARTITION_START;
-    let status = Command::new("mkfs.ext4")
+    let out = Command::new("mkfs.ext4")
         .args(["-q", "-F", "-L", "demo-root", "-d"])
         .arg(&tree)
         .arg(&fs_img)
         .arg(format!("{}k", fs_size / 1024))
-        .status()
+        .output()
         .map_err(|e| {
             io::Error::new(
                 e.kind(),
                 format!("cannot run mkfs.ext4 (install e2fsprogs): {e}"),
             )
         })?;
-    if !status.success() {
-        return Err(io::Error::other(format!("mkfs.ext4 failed: {status}")));
+    if !out.status.success() {
+        let why = String::from_utf8_lossy(&out.stderr);
+        return Err(io::Error::other(format!(
+            "mkfs.ext4 failed: {}",
+            why.trim()
+        )));
     }
     let disk = File::create(raw)?;
     disk.set_len(DISK_SIZE)?;

@@ -109,3 +109,23 @@ fn is_zero_checks_every_byte() {
     assert!(!is_zero(&b));
     assert!(is_zero(&[]));
 }
+
+#[test]
+fn several_disks_of_one_vm_copy_at_once() {
+    let a = MemSource::new(3 << 20, vec![(0, 100_000)]);
+    let b = MemSource::new(5 << 20, vec![(4 << 20, 70_000), ((5 << 20) - 512, 512)]);
+    let sink_a = MemSink::new(a.size(), 65536, None);
+    let sink_b = MemSink::new(b.size(), 4096, Some(Compression::Zstd));
+    let (out_a, out_b) = (sink_a.out.clone(), sink_b.out.clone());
+    let results = copy_disks(
+        vec![
+            (&a as &dyn DiskSource, Box::new(sink_a) as Box<dyn DiskSink>),
+            (&b, Box::new(sink_b)),
+        ],
+        &CopyOptions::default(),
+        &|_| {},
+    );
+    assert!(results.iter().all(Result::is_ok));
+    assert_eq!(*out_a.0.lock().unwrap(), a.bytes);
+    assert_eq!(*out_b.0.lock().unwrap(), b.bytes);
+}
