@@ -13,7 +13,7 @@
 //! sink as `write_zeroes` (a no-op for fresh files).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crossbeam_channel::{bounded, Receiver, Sender};
@@ -36,6 +36,9 @@ pub struct CopyOptions {
     pub jobs: usize,
     pub chunk_size: u64,
     pub compression_level: Option<i32>,
+    /// Set from another thread (a Ctrl-C handler) to stop the copy; the sink is then
+    /// dropped unfinished, which removes its temporary file.
+    pub cancel: Option<Arc<AtomicBool>>,
 }
 
 impl Default for CopyOptions {
@@ -44,6 +47,7 @@ impl Default for CopyOptions {
             jobs: std::thread::available_parallelism().map_or(2, |n| n.get()),
             chunk_size: DEFAULT_CHUNK_SIZE,
             compression_level: None,
+            cancel: None,
         }
     }
 }
@@ -91,6 +95,7 @@ struct Shared<'a> {
     failed: AtomicBool,
     first_error: Mutex<Option<Error>>,
     progress: &'a (dyn Fn(u64) + Sync),
+    cancel: Option<Arc<AtomicBool>>,
 }
 
 impl Shared<'_> {
@@ -99,6 +104,22 @@ impl Shared<'_> {
         if let Ok(mut slot) = self.first_error.lock() {
             slot.get_or_insert(err);
         }
+    }
+
+    /// True once the copy must stop: a worker failed or the user interrupted.
+    fn stopping(&self) -> bool {
+        if self.failed.load(Ordering::SeqCst) {
+            return true;
+        }
+        if self
+            .cancel
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::SeqCst))
+        {
+            self.fail(Error::invalid_request("<copy>", "interrupted"));
+            return true;
+        }
+        false
     }
 
     fn sink(&self) -> Result<std::sync::MutexGuard<'_, Box<dyn DiskSink>>> {
@@ -129,6 +150,7 @@ pub fn copy_disk(
         failed: AtomicBool::new(false),
         first_error: Mutex::new(None),
         progress,
+        cancel: opts.cancel.clone(),
     };
     let jobs = opts.jobs.clamp(1, MAX_JOBS);
     std::thread::scope(|scope| {
@@ -171,7 +193,7 @@ fn plan(shared: &Shared<'_>, work: &Sender<Work>) -> Result<()> {
     // may overlap their neighbours.
     let mut covered = 0u64;
     for extent in ExtentIter::new(source, 0, size) {
-        if shared.failed.load(Ordering::SeqCst) {
+        if shared.stopping() {
             return Ok(());
         }
         let extent = extent?;
@@ -221,7 +243,7 @@ fn plan(shared: &Shared<'_>, work: &Sender<Work>) -> Result<()> {
 fn run_worker(shared: &Shared<'_>, work: &Receiver<Work>) {
     let mut buf = vec![0u8; usize::try_from(shared.chunk_size).unwrap_or(0)];
     for item in work.iter() {
-        if shared.failed.load(Ordering::SeqCst) {
+        if shared.stopping() {
             return;
         }
         if let Err(e) = copy_chunk(shared, item, &mut buf) {

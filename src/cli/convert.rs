@@ -71,13 +71,23 @@ pub fn run(args: &ConvertArgs) -> CliResult {
     }
     let sink = create_sink(args, source.size())?;
     let bar = progress::bytes_bar(source.size(), "convert", args.json);
+    let cancel = super::interrupted();
     let opts = CopyOptions {
         jobs,
         compression_level: args.compress_level,
+        cancel: Some(cancel.clone()),
         ..CopyOptions::default()
     };
-    let stats = copy_disk(source.as_ref(), sink, &opts, &|n| bar.inc(n))
-        .map_err(|e| Failure::classify(e, Exit::OutputFailed))?;
+    let stats = copy_disk(source.as_ref(), sink, &opts, &|n| bar.inc(n)).map_err(|e| {
+        if cancel.load(std::sync::atomic::Ordering::SeqCst) {
+            Failure::new(
+                Exit::Interrupted,
+                anyhow::anyhow!("interrupted; {} was not written", args.dst.display()),
+            )
+        } else {
+            Failure::classify(e, Exit::OutputFailed)
+        }
+    })?;
     bar.finish_and_clear();
     report.copy = Some(stats);
     if args.verify {

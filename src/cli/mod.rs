@@ -8,6 +8,8 @@ pub mod progress;
 mod units;
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -19,7 +21,22 @@ EXIT STATUS:
   1  bad input: the source is missing, unreadable, malformed, unsupported or of unknown format
   2  usage error: the command line is wrong
   3  the output could not be written
-  4  --verify found the output different from the source";
+  4  --verify found the output different from the source
+130  interrupted; partial output was removed";
+
+/// Set by the Ctrl-C handler; long operations poll it and unwind, removing partial output.
+pub fn interrupted() -> Arc<AtomicBool> {
+    static FLAG: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+    FLAG.get_or_init(|| {
+        let flag = Arc::new(AtomicBool::new(false));
+        let handler_flag = flag.clone();
+        // Without a handler the default action kills the process and leaves the temporary
+        // output behind; failing to install one only loses that cleanup.
+        let _ = ctrlc::set_handler(move || handler_flag.store(true, Ordering::SeqCst));
+        flag
+    })
+    .clone()
+}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -70,7 +87,8 @@ EXIT STATUS:
   1  bad input: the source is missing, unreadable, malformed, unsupported or of unknown format
   2  usage error: the command line is wrong
   3  the output could not be written
-  4  --verify found the output different from the source";
+  4  --verify found the output different from the source
+130  interrupted; partial output was removed";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SourceFormat {

@@ -239,3 +239,41 @@ fn chain_loops_are_refused() {
     std::fs::write(&b, child("a.vmdk", "a-flat.vmdk")).expect("b");
     refuse(dir.path(), &a, "a.vmdk");
 }
+
+#[test]
+fn interrupt_removes_partial_output_and_exits_130() {
+    let dir = tmpdir();
+    let src = dir.path().join("big.raw");
+    // 256 MiB of data compressed with zlib takes seconds: long enough to interrupt.
+    pattern_raw(&src, 256 << 20, &[(0, 256 << 20)]);
+    let dst = dir.path().join("out.qcow2");
+    let mut child = ferry()
+        .args([
+            "convert",
+            "-f",
+            "raw",
+            "--compress",
+            "zlib",
+            "-j",
+            "1",
+            p(&src),
+            p(&dst),
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    run_ok(std::process::Command::new("kill").args(["-INT", &child.id().to_string()]));
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    assert!(stderr(&out).contains("interrupted"));
+    assert!(!dst.exists());
+    let leftovers = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.file_name().to_string_lossy().contains("ferry-tmp"))
+        })
+        .count();
+    assert_eq!(leftovers, 0, "temporary output removed");
+}

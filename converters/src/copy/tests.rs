@@ -8,6 +8,7 @@ fn run(src: &MemSource, gran: u64, compression: Option<Compression>, jobs: usize
         jobs,
         chunk_size: 256 << 10,
         compression_level: None,
+        cancel: None,
     };
     let stats = copy_disk(src, Box::new(sink), &opts, &|_| {}).unwrap();
     assert_eq!(
@@ -128,4 +129,17 @@ fn several_disks_of_one_vm_copy_at_once() {
     assert!(results.iter().all(Result::is_ok));
     assert_eq!(*out_a.0.lock().unwrap(), a.bytes);
     assert_eq!(*out_b.0.lock().unwrap(), b.bytes);
+}
+
+#[test]
+fn a_cancelled_copy_stops_with_an_error() {
+    let src = MemSource::new(64 << 20, vec![(0, 64 << 20)]);
+    let sink = MemSink::new(src.size(), 65536, None);
+    let cancel = Arc::new(AtomicBool::new(true));
+    let opts = CopyOptions {
+        cancel: Some(cancel),
+        ..CopyOptions::default()
+    };
+    let err = copy_disk(&src, Box::new(sink), &opts, &|_| {}).unwrap_err();
+    assert!(err.to_string().contains("interrupted"));
 }
