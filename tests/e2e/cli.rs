@@ -247,7 +247,7 @@ fn interrupt_removes_partial_output_and_exits_130() {
     // 256 MiB of data compressed with zlib takes seconds: long enough to interrupt.
     pattern_raw(&src, 256 << 20, &[(0, 256 << 20)]);
     let dst = dir.path().join("out.qcow2");
-    let mut child = ferry()
+    let child = ferry()
         .args([
             "convert",
             "-f",
