@@ -8,3 +8,4 @@
 
 pub mod blockdev;
 pub mod guestfs;
+pub mod lvm;

@@ -53,6 +53,14 @@ pub(super) fn guest_error(e: fs_ext4::Error, path: &GuestPath) -> GuestFsError {
         }
         fs_ext4::Error::NoSpaceLeftOnDevice => GuestFsError::NoSpace { path },
         fs_ext4::Error::Io(source) => GuestFsError::Io { path, source },
+        // The driver journals the data of a replace too, so one larger than the journal
+        // allows is refused before anything is written: a limit, not damage.
+        fs_ext4::Error::Corrupt(what) if what.contains("too large for journal") => {
+            GuestFsError::Unsupported {
+                path,
+                what: "a rewrite this large does not fit the guest's journal".to_string(),
+            }
+        }
         fs_ext4::Error::Corrupt(what) => GuestFsError::Corrupt {
             path,
             what: what.to_string(),
