@@ -352,3 +352,32 @@ fn snapshot_chains_read_through_their_parents() {
         stderr(&out)
     );
 }
+
+#[test]
+fn esxi_vmfs_descriptor_with_flat_extent_converts_identically() {
+    if !have_tool("qemu-img") {
+        return;
+    }
+    let dir = tmpdir();
+    let flat = dir.path().join("esxi-flat.vmdk");
+    pattern_raw(&flat, SIZE, &reference_writes());
+    let descriptor = dir.path().join("esxi.vmdk");
+    std::fs::write(
+        &descriptor,
+        format!(
+            "# Disk DescriptorFile\nversion=1\nencoding=\"UTF-8\"\nCID=fffffffe\nparentCID=ffffffff\n\
+             createType=\"vmfs\"\n\n# Extent description\nRW {} VMFS \"esxi-flat.vmdk\"\n\n\
+             # The Disk Data Base\n#DDB\n\nddb.adapterType = \"lsilogic\"\nddb.virtualHWVersion = \"14\"\n",
+            SIZE / 512
+        ),
+    )
+    .expect("descriptor");
+    let info = ferry_info(&descriptor, &[]);
+    assert_eq!(info["subformat"], "vmfs");
+    let out = dir.path().join("esxi.qcow2");
+    let run = run_ferry(["convert", "--verify", p(&descriptor), p(&out)]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert_qemu_identical(&descriptor, "vmdk", &out, "qcow2");
+    assert_qemu_identical(&flat, "raw", &out, "qcow2");
+    assert_qemu_check_clean(&out);
+}
