@@ -13,4 +13,5 @@
 
 pub mod cli;
 pub mod demo;
+pub mod guest;
 pub mod layout;

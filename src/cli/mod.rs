@@ -4,6 +4,7 @@ mod convert;
 mod demo;
 pub mod exit;
 mod info;
+mod inspect;
 pub mod progress;
 mod units;
 
@@ -60,6 +61,10 @@ pub enum Command {
     /// Show a disk's format, size, allocation, chain, partitions and filesystems
     #[command(after_help = EXIT_CODES)]
     Info(InfoArgs),
+    /// Show the operating system on each disk: partitions, LVM, root, OS, kernels,
+    /// bootloader, fstab, network configuration, guest tools (read-only, no helper VM)
+    #[command(after_help = EXIT_CODES)]
+    Inspect(InspectArgs),
     /// Build a small sample VMware disk and convert it, showing each step
     #[command(after_help = EXIT_CODES)]
     Demo(DemoArgs),
@@ -174,6 +179,18 @@ pub struct InfoArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct InspectArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Print JSON on stdout instead of text
+    #[arg(long)]
+    pub json: bool,
+    /// Disk images or block devices of one machine
+    #[arg(required = true)]
+    pub disks: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Folder to build the sample in (default: a new folder under the system temp dir)
     #[arg(long)]
@@ -214,6 +231,7 @@ pub fn run(cli: Cli) -> CliResult {
     match cli.command {
         Command::Convert(args) => convert::run(&args),
         Command::Info(args) => info::run(&args),
+        Command::Inspect(args) => inspect::run(&args),
         Command::Demo(args) => demo::run(&args),
     }
 }

@@ -6,5 +6,5 @@ pub mod filesystems;
 pub mod partitions;
 
 pub use cursor::SourceCursor;
-pub use filesystems::{detect_filesystem, Filesystem};
-pub use partitions::{read_layout, DiskLayout, Partition, TableKind};
+pub use filesystems::{classify, detect_filesystem, Filesystem};
+pub use partitions::{read_layout, DiskLayout, LayoutError, Partition, TableKind};

@@ -11,4 +11,5 @@ mod cli;
 mod convert_formats;
 mod corpus;
 mod demo;
+mod inspect;
 mod util;
