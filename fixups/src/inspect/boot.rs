@@ -73,9 +73,10 @@ pub fn kernels(r: &Reader<'_>) -> Result<Vec<Kernel>, InspectError> {
     let mut out = Vec::new();
     for image in r.list_matching("/boot", "vmlinuz-", "")? {
         let name = file_name(&image);
-        let Some(version) = name.strip_prefix("vmlinuz-").map(str::to_string) else {
+        let Some(version) = name.strip_prefix("vmlinuz-").filter(|v| !v.is_empty()) else {
             continue;
         };
+        let version = version.to_string();
         if r.kind(&image)? == Some(FileKind::File) {
             out.push(kernel(r, version, image.to_string(), kind)?);
         }

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::guestfs::memfs::MemFs;
+use crate::guestfs::{GuestFsError, GuestPath};
 
 const DEBIAN_OS_RELEASE: &str = r#"PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"
 NAME="Debian GNU/Linux"
@@ -77,7 +78,7 @@ fn debian_vmware() -> MemFs {
                  \thwaddress ether 00:50:56:AB:CD:EF\n",
             ),
             ("/usr/bin/vmtoolsd", "ELF"),
-            ("/lib/systemd/system/open-vm-tools.service", "[Unit]\n"),
+            ("/usr/lib/systemd/system/open-vm-tools.service", "[Unit]\n"),
             ("/etc/vmware-tools/tools.conf", "[logging]\n"),
         ],
     );
@@ -222,4 +223,487 @@ fn kernel_versions_sort_numerically() {
     assert_eq!(boot::version_cmp("5.14.0", "5.14.0"), Ordering::Equal);
     assert_eq!(boot::version_cmp("5.14", "5.14.0"), Ordering::Less);
     assert_eq!(boot::version_cmp("007", "7"), Ordering::Equal);
+}
+
+#[test]
+fn debian_ifupdown_static_with_mac() {
+    let g = inspect(&debian_vmware());
+    assert_eq!(
+        g.network,
+        vec![NetConfig {
+            style: NetStyle::Ifupdown,
+            file: "/etc/network/interfaces".into(),
+            interface: Some("ens192".into()),
+            mac: Some("00:50:56:ab:cd:ef".into()),
+            method: Some("static".into()),
+        }]
+    );
+}
+
+#[test]
+fn debian_open_vm_tools_enabled_not_vmware_tools() {
+    let g = inspect(&debian_vmware());
+    assert_eq!(
+        g.guest_tools,
+        vec![GuestTool {
+            name: "open-vm-tools".into(),
+            evidence: vec![
+                "/usr/bin/vmtoolsd".into(),
+                "/lib/systemd/system/open-vm-tools.service".into(),
+                "/etc/systemd/system/multi-user.target.wants/open-vm-tools.service".into(),
+            ],
+        }]
+    );
+}
+
+/// A Xen PV guest: /dev/xvda1, console hvc0, PV drivers forced into the initramfs.
+fn xen_guest() -> MemFs {
+    let fs = debian_vmware();
+    add(
+        &fs,
+        &[
+            ("/etc/fstab", "/dev/xvda1 / ext4 defaults 0 1\n/dev/xvda2 none swap sw 0 0\n"),
+            (
+                "/boot/grub/grub.cfg",
+                "menuentry 'Debian' {\n  linux /boot/vmlinuz-6.1.0-13-amd64 root=/dev/xvda1 ro console=hvc0 earlyprintk=xen\n}\n",
+            ),
+            (
+                "/etc/default/grub",
+                "GRUB_CMDLINE_LINUX='console=hvc0 console=tty0'\n",
+            ),
+            ("/etc/modules", "# modules\nxen_blkfront\nxen-netfront # nic\n"),
+            ("/etc/modules-load.d/virtio.conf", "virtio_blk\n# xen_blkfront\n"),
+            ("/etc/initramfs-tools/modules", "xen-blkfront\n"),
+            ("/etc/network/interfaces", "auto lo\niface lo inet loopback\n"),
+            ("/etc/network/interfaces.d/eth0", "allow-hotplug eth0\niface eth0 inet dhcp\n"),
+            ("/etc/network/interfaces.d/eth0.ferry-orig", "iface eth0 inet static\n"),
+            ("/usr/sbin/xe-daemon", "ELF"),
+            ("/etc/udev/rules.d/70-persistent-net.rules", "SUBSYSTEM==\"net\"\n"),
+        ],
+    );
+    for path in [
+        "/usr/bin/vmtoolsd",
+        "/etc/systemd/system/multi-user.target.wants/open-vm-tools.service",
+        "/usr/lib/systemd/system/open-vm-tools.service",
+    ] {
+        fs.remove(&crate::guestfs::GuestPath::new(path).unwrap())
+            .unwrap();
+    }
+    fs.add_symlink(
+        "/etc/systemd/system/getty.target.wants/serial-getty@hvc0.service",
+        "/lib/systemd/system/serial-getty@.service",
+    )
+    .unwrap();
+    fs
+}
+
+#[test]
+fn xen_guest_devices_consoles_and_modules() {
+    let g = inspect(&xen_guest());
+    assert_eq!(g.fstab[0].spec, "/dev/xvda1");
+    assert_eq!(g.root_device.as_deref(), Some("/dev/xvda1"));
+    assert_eq!(g.consoles, vec!["hvc0", "tty0", "tty1"]);
+    assert!(g.persistent_net_rules);
+    let names: Vec<&str> = g.guest_tools.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(
+        names,
+        vec!["vmware-tools", "xe-guest-utilities", "xen-kernel-modules"]
+    );
+    // /etc/vmware-tools alone, without open-vm-tools, is VMware's own installer.
+    assert_eq!(g.guest_tools[0].evidence, vec!["/etc/vmware-tools"]);
+    assert_eq!(g.guest_tools[1].evidence, vec!["/usr/sbin/xe-daemon"]);
+    assert_eq!(
+        g.guest_tools[2].evidence,
+        vec!["/etc/modules", "/etc/initramfs-tools/modules"]
+    );
+    assert_eq!(g.network.len(), 1);
+    assert_eq!(g.network[0].file, "/etc/network/interfaces.d/eth0");
+    assert_eq!(g.network[0].interface.as_deref(), Some("eth0"));
+    assert_eq!(g.network[0].method.as_deref(), Some("dhcp"));
+    assert_eq!(g.network[0].mac, None);
+}
+
+/// RHEL 9: dracut, BootLoaderSpec entries under /boot/grub2, UEFI, ifcfg and NM keyfiles.
+fn rhel_guest() -> MemFs {
+    let fs = MemFs::new();
+    add(
+        &fs,
+        &[
+            (
+                "/etc/os-release",
+                "NAME=\"Red Hat Enterprise Linux\"\nVERSION=\"9.3 (Plow)\"\nID=\"rhel\"\n\
+                 ID_LIKE=\"fedora\"\nVERSION_ID=\"9.3\"\n\
+                 PRETTY_NAME=\"Red Hat Enterprise Linux 9.3 (Plow)\"\n",
+            ),
+            (
+                "/etc/fstab",
+                "/dev/mapper/rhel-root / xfs defaults 0 0\n\
+                 UUID=7B77-95E7 /boot/efi vfat umask=0077,shortname=winnt 0 2\n",
+            ),
+            ("/boot/grub2/grub.cfg", "set default=0\nblscfg\n"),
+            ("/boot/grub2/grubenv", "# GRUB Environment Block\nkernelopts=root=/dev/mapper/rhel-root ro resume=/dev/mapper/rhel-swap\n######\n"),
+            (
+                "/boot/loader/entries/abc-5.14.0-362.8.1.el9_3.x86_64.conf",
+                "title RHEL\nversion 5.14.0-362.8.1.el9_3.x86_64\nlinux /vmlinuz-5.14.0-362.8.1.el9_3.x86_64\n\
+                 options $kernelopts console=ttyS0,115200\n",
+            ),
+            (
+                "/boot/loader/entries/abc-0-rescue.conf",
+                "title rescue\noptions root=/dev/sda3 ro\n",
+            ),
+            ("/boot/vmlinuz-5.14.0-362.8.1.el9_3.x86_64", "kernel"),
+            ("/boot/initramfs-5.14.0-362.8.1.el9_3.x86_64.img", "cpio"),
+            ("/boot/vmlinuz-0-rescue-abc", "kernel"),
+            ("/boot/initramfs-0-rescue-abc.img", "cpio"),
+            ("/lib/modules/5.14.0-362.8.1.el9_3.x86_64/modules.dep", ""),
+            ("/usr/bin/dracut", "#!/bin/bash"),
+            ("/etc/dracut.conf", "# dracut\n"),
+            ("/etc/default/grub", "GRUB_CMDLINE_LINUX=\"crashkernel=1G-4G:192M rd.lvm.lv=rhel/root\"\n"),
+            (
+                "/etc/sysconfig/network-scripts/ifcfg-eth0",
+                "TYPE=Ethernet\nBOOTPROTO=none\nDEVICE=eth0\nONBOOT=yes\n\
+                 HWADDR=\"52:54:00:12:34:56\"\nIPADDR=192.0.2.20\nPREFIX=24\n",
+            ),
+            ("/etc/sysconfig/network-scripts/ifcfg-eth0.ferry-orig", "DEVICE=eth0\n"),
+            ("/etc/sysconfig/network-scripts/ifcfg-lo", "DEVICE=lo\n"),
+            ("/etc/sysconfig/network-scripts/ifcfg-eth1", "BOOTPROTO=dhcp\nMACADDR=00-16-3E-00-00-01\n"),
+            (
+                "/etc/NetworkManager/system-connections/ens3.nmconnection",
+                "[connection]\nid=ens3\nuuid=5fb06bd0-0bb0-7ffb-45f1-d6edd65f3e03\ntype=ethernet\n\
+                 interface-name=ens3\n\n[ethernet]\nmac-address=52:54:00:AB:CD:EF\n\n\
+                 [ipv4]\nmethod=auto\n\n[ipv6]\nmethod=manual\n",
+            ),
+            (
+                "/etc/NetworkManager/system-connections/lo.nmconnection",
+                "[connection]\nid=lo\ntype=loopback\ninterface-name=lo\n",
+            ),
+            ("/etc/NetworkManager/system-connections/old.nmconnection~", "[connection]\n"),
+        ],
+    );
+    fs.add_dir("/boot/efi").unwrap();
+    fs
+}
+
+#[test]
+fn rhel_dracut_kernels_and_bls() {
+    let g = inspect(&rhel_guest());
+    assert_eq!(g.os.id, "rhel");
+    assert_eq!(g.os.id_like, vec!["fedora"]);
+    assert_eq!(g.kernels.len(), 2);
+    let k = &g.kernels[0];
+    assert_eq!(k.version, "5.14.0-362.8.1.el9_3.x86_64");
+    assert_eq!(
+        k.initramfs.as_deref(),
+        Some("/boot/initramfs-5.14.0-362.8.1.el9_3.x86_64.img")
+    );
+    assert_eq!(k.initramfs_kind, Some(InitramfsKind::Dracut));
+    assert!(k.modules_dir);
+    assert_eq!(g.kernels[1].version, "0-rescue-abc");
+    assert!(!g.kernels[1].modules_dir);
+    let boot = g.bootloader.expect("grub2");
+    assert_eq!(boot.config, "/boot/grub2/grub.cfg");
+    assert_eq!(boot.firmware, Firmware::Uefi);
+    assert_eq!(g.root_device.as_deref(), Some("/dev/mapper/rhel-root"));
+    assert_eq!(g.consoles, vec!["ttyS0,115200"]);
+}
+
+#[test]
+fn rhel_ifcfg_and_networkmanager() {
+    let g = inspect(&rhel_guest());
+    let summary: Vec<_> = g
+        .network
+        .iter()
+        .map(|n| {
+            (
+                n.style,
+                n.file.as_str(),
+                n.interface.as_deref(),
+                n.mac.as_deref(),
+                n.method.as_deref(),
+            )
+        })
+        .collect();
+    let nm = "/etc/NetworkManager/system-connections/ens3.nmconnection";
+    assert_eq!(
+        summary,
+        vec![
+            (
+                NetStyle::NetworkManager,
+                nm,
+                Some("ens3"),
+                Some("52:54:00:ab:cd:ef"),
+                Some("dhcp")
+            ),
+            (
+                NetStyle::Ifcfg,
+                "/etc/sysconfig/network-scripts/ifcfg-eth0",
+                Some("eth0"),
+                Some("52:54:00:12:34:56"),
+                Some("static")
+            ),
+            (
+                NetStyle::Ifcfg,
+                "/etc/sysconfig/network-scripts/ifcfg-eth1",
+                Some("eth1"),
+                Some("00:16:3e:00:00:01"),
+                Some("dhcp")
+            ),
+        ]
+    );
+    assert!(g.guest_tools.is_empty());
+}
+
+#[test]
+fn uefi_from_efi_directory_without_fstab_entry() {
+    let fs = rhel_guest();
+    add(
+        &fs,
+        &[
+            ("/etc/fstab", "/dev/sda2 / ext4 defaults 0 1\n"),
+            ("/boot/efi/EFI/debian/grubx64.efi", "PE"),
+        ],
+    );
+    let boot = inspect(&fs).bootloader.expect("grub2");
+    assert_eq!(boot.firmware, Firmware::Uefi);
+    let fs = rhel_guest();
+    add(&fs, &[("/etc/fstab", "/dev/sda2 / ext4 defaults 0 1\n")]);
+    fs.add_dir("/boot/efi/EFI").unwrap();
+    let boot = inspect(&fs).bootloader.expect("grub2");
+    assert_eq!(boot.firmware, Firmware::Bios);
+}
+
+const NETPLAN: &str = "\
+# This file is generated from information provided by the datasource.
+network:
+  version: 2
+  renderer: networkd
+  ethernets:
+    ens192:
+      dhcp4: true
+      nameservers:
+        addresses: [192.0.2.53]
+    lan:
+      match:
+        macaddress: \"00:50:56:AA:BB:CC\"   # the NIC
+      set-name: ens224
+      addresses:
+        - 192.0.2.30/24
+      routes:
+        - to: default
+          via: 192.0.2.1
+    byglob:
+      match:
+        name: en*
+      dhcp4: no
+  bridges:
+    br0:
+      interfaces: [ens192]
+";
+
+#[test]
+fn netplan_ethernets() {
+    let fs = MemFs::new();
+    add(
+        &fs,
+        &[
+            ("/etc/os-release", "ID=ubuntu\nVERSION_ID=\"22.04\"\n"),
+            ("/etc/netplan/50-cloud-init.yaml", NETPLAN),
+            ("/etc/netplan/README", "not yaml"),
+        ],
+    );
+    let g = inspect(&fs);
+    let summary: Vec<_> = g
+        .network
+        .iter()
+        .map(|n| {
+            (
+                n.interface.as_deref(),
+                n.mac.as_deref(),
+                n.method.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (Some("ens192"), None, Some("dhcp")),
+            (Some("ens224"), Some("00:50:56:aa:bb:cc"), Some("static")),
+            (Some("byglob"), None, None),
+        ]
+    );
+    assert!(g.network.iter().all(|n| n.style == NetStyle::Netplan));
+    assert_eq!(g.network[0].file, "/etc/netplan/50-cloud-init.yaml");
+}
+
+#[test]
+fn systemd_networkd_files() {
+    let fs = MemFs::new();
+    add(
+        &fs,
+        &[
+            ("/etc/os-release", "ID=arch\n"),
+            (
+                "/etc/systemd/network/10-wired.network",
+                "[Match]\nMACAddress=00:50:56:01:02:03 00:50:56:01:02:04\n\n[Network]\nDHCP=ipv4\n",
+            ),
+            (
+                "/etc/systemd/network/20-static.network",
+                "; comment\n[Match]\nName=eth1\n\n[Network]\nDHCP=no\n\n[Address]\nAddress=192.0.2.40/24\n",
+            ),
+            ("/etc/systemd/network/30-any.network", "[Match]\nName=en*\n"),
+            ("/etc/systemd/network/99-default.link", "[Link]\nNamePolicy=kernel\n"),
+        ],
+    );
+    let g = inspect(&fs);
+    let summary: Vec<_> = g
+        .network
+        .iter()
+        .map(|n| {
+            (
+                n.interface.as_deref(),
+                n.mac.as_deref(),
+                n.method.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (None, Some("00:50:56:01:02:03"), Some("dhcp")),
+            (Some("eth1"), None, Some("static")),
+            (Some("en*"), None, None),
+        ]
+    );
+    assert!(g
+        .network
+        .iter()
+        .all(|n| n.style == NetStyle::SystemdNetworkd));
+}
+
+#[test]
+fn hostile_files_are_skipped_not_fatal() {
+    let fs = MemFs::new();
+    let mut garbage: Vec<u8> = (0..=255u8).cycle().take(4096).collect();
+    garbage.extend_from_slice(b"\nID=evil\xff\xfe\n");
+    fs.add_file("/etc/os-release", &garbage).unwrap();
+    fs.add_file("/etc/fstab", vec![b'x'; 2 << 20]).unwrap();
+    fs.add_dir("/boot/grub/grub.cfg").unwrap();
+    fs.add_file("/boot/grub2/grub.cfg", "linux\nlinux /vmlinuz root=\n")
+        .unwrap();
+    fs.add_symlink("/etc/network/interfaces", "/etc/network/loop")
+        .unwrap();
+    fs.add_symlink("/etc/network/loop", "/etc/network/interfaces")
+        .unwrap();
+    fs.add_special("/etc/default/grub").unwrap();
+    fs.add_symlink("/boot/vmlinuz-1", "../../../../../boot/vmlinuz-1")
+        .unwrap();
+    fs.add_file("/boot/vmlinuz-", "").unwrap();
+    for i in 0..300 {
+        let yaml = format!("network:\n  ethernets:\n    eth{i}:\n      dhcp4: true\n");
+        fs.add_file(&format!("/etc/netplan/{i:03}.yaml"), yaml)
+            .unwrap();
+    }
+    fs.add_file("/etc/modules", b"\xff\xfexen_blkfront\xff\n")
+        .unwrap();
+    let g = inspect(&fs);
+    assert_eq!(g.os.id, "evil\u{fffd}\u{fffd}");
+    assert!(g.fstab.is_empty());
+    assert_eq!(
+        g.bootloader.as_ref().map(|b| b.config.as_str()),
+        Some("/boot/grub2/grub.cfg")
+    );
+    assert_eq!(g.root_device, None);
+    assert!(g.kernels.is_empty(), "{:?}", g.kernels);
+    assert_eq!(g.network.len(), read::MAX_DIR_ENTRIES);
+    assert_eq!(g.guest_tools[0].name, "xen-kernel-modules");
+    let warnings = g.warnings.join("\n");
+    assert!(warnings.contains("/etc/fstab"), "{warnings}");
+    assert!(warnings.contains("too many levels"), "{warnings}");
+    assert!(
+        warnings.contains("/etc/netplan: only the first 256"),
+        "{warnings}"
+    );
+}
+
+/// A backend whose disk fails under one file.
+struct FailingFs {
+    inner: MemFs,
+    bad: &'static str,
+}
+
+impl crate::guestfs::GuestFs for FailingFs {
+    fn raw_metadata(&self, path: &GuestPath) -> crate::guestfs::Result<crate::guestfs::Metadata> {
+        self.inner.raw_metadata(path)
+    }
+    fn raw_read_link(&self, path: &GuestPath) -> crate::guestfs::Result<Vec<u8>> {
+        self.inner.raw_read_link(path)
+    }
+    fn raw_read(&self, path: &GuestPath, limit: u64) -> crate::guestfs::Result<Vec<u8>> {
+        if path.to_string() == self.bad {
+            return Err(GuestFsError::Io {
+                path: path.to_string(),
+                source: std::io::Error::other("medium error"),
+            });
+        }
+        self.inner.raw_read(path, limit)
+    }
+    fn raw_read_dir(
+        &self,
+        path: &GuestPath,
+    ) -> crate::guestfs::Result<Vec<crate::guestfs::DirEntry>> {
+        self.inner.raw_read_dir(path)
+    }
+    fn raw_write(&self, path: &GuestPath, data: &[u8]) -> crate::guestfs::Result<()> {
+        self.inner.raw_write(path, data)
+    }
+    fn raw_create_file(&self, path: &GuestPath, mode: u32) -> crate::guestfs::Result<()> {
+        self.inner.raw_create_file(path, mode)
+    }
+    fn raw_create_dir(&self, path: &GuestPath, mode: u32) -> crate::guestfs::Result<()> {
+        self.inner.raw_create_dir(path, mode)
+    }
+    fn raw_rename(&self, from: &GuestPath, to: &GuestPath) -> crate::guestfs::Result<()> {
+        self.inner.raw_rename(from, to)
+    }
+    fn raw_remove(&self, path: &GuestPath) -> crate::guestfs::Result<()> {
+        self.inner.raw_remove(path)
+    }
+}
+
+#[test]
+fn io_errors_fail_inspection() {
+    let fs = FailingFs {
+        inner: debian_vmware(),
+        bad: "/usr/lib/os-release",
+    };
+    let err = inspect_filesystem(&fs).unwrap_err();
+    assert!(matches!(err, InspectError::Guest(GuestFsError::Io { .. })));
+    assert_eq!(err.to_string(), "cannot inspect the guest filesystem");
+}
+
+#[test]
+fn macs_normalize() {
+    use read::normalize_mac;
+    assert_eq!(
+        normalize_mac("00:50:56:AB:CD:EF").as_deref(),
+        Some("00:50:56:ab:cd:ef")
+    );
+    assert_eq!(
+        normalize_mac("0-50-56-ab-cd-e").as_deref(),
+        Some("00:50:56:ab:cd:0e")
+    );
+    assert_eq!(
+        normalize_mac("0;80;86;171;205;239;").as_deref(),
+        Some("00:50:56:ab:cd:ef")
+    );
+    assert_eq!(normalize_mac("00:50:56:ab:cd"), None);
+    assert_eq!(normalize_mac("00:50:56:ab:cd:+f"), None);
+    assert_eq!(normalize_mac("zz:50:56:ab:cd:ef"), None);
+    assert_eq!(normalize_mac(""), None);
+}
+
+#[test]
+fn guest_os_is_serializable() {
+    fn assert_serialize<T: serde::Serialize>(_: &T) {}
+    assert_serialize(&inspect(&rhel_guest()));
 }
