@@ -707,3 +707,74 @@ fn guest_os_is_serializable() {
     fn assert_serialize<T: serde::Serialize>(_: &T) {}
     assert_serialize(&inspect(&rhel_guest()));
 }
+
+/// The Debian VMware guest as a real ext4 filesystem (`mke2fs -d`), read through `Ext4Fs`.
+#[test]
+fn debian_guest_on_ext4() {
+    use std::os::unix::fs::symlink;
+    use std::process::Command;
+    use std::sync::Arc;
+
+    use crate::blockdev::FileRange;
+    use crate::guestfs::ext4::{Access, Ext4Fs};
+
+    if Command::new("mke2fs").arg("-V").output().is_err() {
+        assert!(std::env::var_os("CI").is_none(), "mke2fs missing under CI");
+        eprintln!("skipping: mke2fs not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let mk = |p: &str, data: &str| {
+        let path = root.join(p);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, data).unwrap();
+    };
+    mk("usr/lib/os-release", DEBIAN_OS_RELEASE);
+    mk("etc/fstab", "/dev/sda1 / ext4 errors=remount-ro 0 1\n");
+    mk("boot/grub/grub.cfg", DEBIAN_GRUB_CFG);
+    mk("boot/vmlinuz-6.1.0-13-amd64", "kernel");
+    mk("boot/initrd.img-6.1.0-13-amd64", "initrd");
+    mk("usr/lib/modules/6.1.0-13-amd64/modules.dep", "");
+    mk("usr/lib/systemd/system/open-vm-tools.service", "[Unit]\n");
+    mk("usr/sbin/update-initramfs", "#!/bin/sh");
+    mk(
+        "etc/network/interfaces",
+        "iface ens192 inet dhcp\n  hwaddress 00:50:56:AB:CD:EF\n",
+    );
+    std::fs::create_dir_all(root.join("etc/systemd/system/multi-user.target.wants")).unwrap();
+    symlink("../usr/lib/os-release", root.join("etc/os-release")).unwrap();
+    symlink("usr/lib", root.join("lib")).unwrap();
+    symlink(
+        "/lib/systemd/system/open-vm-tools.service",
+        root.join("etc/systemd/system/multi-user.target.wants/open-vm-tools.service"),
+    )
+    .unwrap();
+    let image = dir.path().join("fs.img");
+    let out = Command::new("mke2fs")
+        .args(["-q", "-F", "-t", "ext4", "-d"])
+        .arg(&root)
+        .arg(&image)
+        .arg("8M")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "mke2fs: {out:?}");
+    let file = std::fs::File::open(&image).unwrap();
+    let len = file.metadata().unwrap().len();
+    let range = FileRange::new(file, 0, len, false).unwrap();
+    let fs = Ext4Fs::open(Arc::new(range), Access::ReadOnly).unwrap();
+
+    let g = inspect_filesystem(&fs).unwrap().expect("an OS root");
+    assert_eq!(g.os.id, "debian");
+    assert_eq!(g.root_device.as_deref(), Some("/dev/sda1"));
+    assert_eq!(g.kernels.len(), 1);
+    assert!(g.kernels[0].modules_dir);
+    assert_eq!(
+        g.kernels[0].initramfs_kind,
+        Some(InitramfsKind::InitramfsTools)
+    );
+    assert_eq!(g.network[0].mac.as_deref(), Some("00:50:56:ab:cd:ef"));
+    assert_eq!(g.guest_tools[0].name, "open-vm-tools");
+    assert_eq!(g.guest_tools[0].evidence.len(), 2);
+    assert!(g.warnings.is_empty(), "{:?}", g.warnings);
+}
