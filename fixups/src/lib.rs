@@ -8,4 +8,5 @@
 
 pub mod blockdev;
 pub mod guestfs;
+pub mod inspect;
 pub mod lvm;
