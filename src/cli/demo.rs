@@ -63,6 +63,12 @@ pub fn run(args: &DemoArgs) -> CliResult {
         Some(x) => println!("5. cross-checked with QEMU: {x}"),
         None => println!("5. qemu-img is not installed: skipped QEMU's own cross-check"),
     }
+    match (&report.guest_os, &report.guest_root) {
+        (Some(os), Some(root)) => {
+            println!("6. inspected the converted guest without booting it: {os}, root on {root}")
+        }
+        _ => println!("6. inspected the converted guest: no operating system found"),
+    }
     println!("\nnext: ferry info {}", report.output.display());
     Ok(())
 }

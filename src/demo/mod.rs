@@ -41,6 +41,10 @@ pub struct DemoReport {
     pub output: PathBuf,
     pub copy: CopyStats,
     pub verify: VerifyReport,
+    /// The OS found on the converted disk by `ferry inspect`'s code.
+    pub guest_os: Option<String>,
+    /// The root filesystem's location and its fstab's root device.
+    pub guest_root: Option<String>,
     /// `qemu-img compare` and `check` on the result, when qemu-img is installed.
     pub qemu_img_cross_check: Option<String>,
     pub build_seconds: f64,
@@ -79,6 +83,7 @@ pub fn run(dir: &Path) -> Result<DemoReport, DemoError> {
         CopyOptions::default().jobs,
     )
     .map_err(|e| DemoError::Verify(e.to_string()))?;
+    let (guest_os, guest_root) = describe_guest(std::sync::Arc::from(written));
     Ok(DemoReport {
         dir: dir.to_path_buf(),
         source: vmdk.clone(),
@@ -89,11 +94,45 @@ pub fn run(dir: &Path) -> Result<DemoReport, DemoError> {
         guest_files,
         layout,
         qemu_img_cross_check: qemu_img_cross_check(&vmdk, &output),
+        guest_os,
+        guest_root,
         output,
         copy,
         verify,
         build_seconds,
     })
+}
+
+/// What inspection finds on the converted disk, in a phrase each.
+fn describe_guest(
+    disk: std::sync::Arc<dyn converters::DiskSource>,
+) -> (Option<String>, Option<String>) {
+    let Ok(found) = crate::guest::find_guests(disk) else {
+        return (None, None);
+    };
+    let Some(root) = found.root.and_then(|i| found.filesystems.get(i)) else {
+        return (None, None);
+    };
+    let Some(os) = &root.os else {
+        return (None, None);
+    };
+    let name = os
+        .os
+        .pretty_name
+        .clone()
+        .unwrap_or_else(|| os.os.id.clone());
+    let fstab_root = os
+        .fstab
+        .iter()
+        .find(|e| e.mountpoint == "/")
+        .map(|e| e.spec.clone());
+    let where_ = format!(
+        "{} ({}), fstab names root {}",
+        root.location,
+        root.filesystem.map_or("?", |f| f.name()),
+        fstab_root.as_deref().unwrap_or("?")
+    );
+    (Some(name), Some(where_))
 }
 
 /// An independent opinion from QEMU's own tool, when it is installed.

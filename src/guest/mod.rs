@@ -46,7 +46,13 @@ pub fn find_guests(source: Arc<dyn DiskSource>) -> Result<DiskGuests, crate::lay
     let mut filesystems = Vec::new();
     let disk: Arc<dyn BlockDevice> = Arc::new(SourceRange::whole(source.clone()));
     if let Some(fs) = layout.whole_disk_filesystem {
-        filesystems.extend(examine(&disk, "whole disk".into(), 0, source.size(), Some(fs)));
+        filesystems.extend(examine(
+            &disk,
+            "whole disk".into(),
+            0,
+            source.size(),
+            Some(fs),
+        ));
     }
     for p in &layout.partitions {
         let Ok(range) = SourceRange::new(source.clone(), p.start, p.size) else {
@@ -82,7 +88,15 @@ fn examine_pv(range: &Arc<dyn BlockDevice>, location: &str, offset: u64) -> Vec<
     let pv = match fixups::lvm::open(range.as_ref()) {
         Ok(Some(pv)) => pv,
         Ok(None) => return Vec::new(),
-        Err(e) => return vec![failed(location.to_string(), offset, range.size(), None, e.to_string())],
+        Err(e) => {
+            return vec![failed(
+                location.to_string(),
+                offset,
+                range.size(),
+                None,
+                e.to_string(),
+            )]
+        }
     };
     pv.volumes
         .iter()
@@ -116,9 +130,15 @@ fn inspect_range(
     size: u64,
     fs: Option<Filesystem>,
 ) -> FoundFilesystem {
-    if !matches!(fs, Some(Filesystem::Ext2 | Filesystem::Ext3 | Filesystem::Ext4)) {
+    if !matches!(
+        fs,
+        Some(Filesystem::Ext2 | Filesystem::Ext3 | Filesystem::Ext4)
+    ) {
         let why = fs.map(|f| format!("{} is not inspected (ext2/3/4 only)", f.name()));
-        return FoundFilesystem { error: why, ..failed(location, offset, size, fs, String::new()) };
+        return FoundFilesystem {
+            error: why,
+            ..failed(location, offset, size, fs, String::new())
+        };
     }
     let ext = match Ext4Fs::open(range, Access::ReadOnly) {
         Ok(ext) => ext,
@@ -140,7 +160,13 @@ fn inspect_range(
     }
 }
 
-fn failed(location: String, offset: u64, size: u64, fs: Option<Filesystem>, why: String) -> FoundFilesystem {
+fn failed(
+    location: String,
+    offset: u64,
+    size: u64,
+    fs: Option<Filesystem>,
+    why: String,
+) -> FoundFilesystem {
     FoundFilesystem {
         location,
         offset,

@@ -15,6 +15,10 @@ fn demo_builds_converts_and_verifies_a_sample_vmware_disk() {
     assert!(text.contains("monolithicSparse"), "{text}");
     assert!(text.contains("ext4"), "{text}");
     assert!(text.contains("identical"), "{text}");
+    assert!(
+        text.contains("ferry demo guest, root on partition 1 (ext4), fstab names root /dev/sda1"),
+        "{text}"
+    );
     assert!(work.join("web01.vmdk").exists() && work.join("web01.qcow2").exists());
     if have_tool("qemu-img") {
         assert_qemu_identical(

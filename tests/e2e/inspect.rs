@@ -16,9 +16,14 @@ fn write(root: &Path, rel: &str, text: &str) {
 }
 
 fn vmware_tree(root: &Path) {
-    write(root, "usr/lib/os-release", "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\nVERSION_ID=\"12\"\n");
+    write(
+        root,
+        "usr/lib/os-release",
+        "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\nVERSION_ID=\"12\"\n",
+    );
     std::fs::create_dir_all(root.join("etc")).expect("etc");
-    std::os::unix::fs::symlink("../usr/lib/os-release", root.join("etc/os-release")).expect("symlink");
+    std::os::unix::fs::symlink("../usr/lib/os-release", root.join("etc/os-release"))
+        .expect("symlink");
     write(root, "etc/fstab", "# <file system> <mount point> <type> <options> <dump> <pass>\n/dev/sda1 / ext4 errors=remount-ro 0 1\n/dev/sda5 none swap sw 0 0\n");
     write(root, "boot/vmlinuz-6.1.0-26-amd64", "kernel");
     write(root, "boot/initrd.img-6.1.0-26-amd64", "initrd");
@@ -56,7 +61,16 @@ fn inspect_finds_a_vmware_guest_in_a_vmdk() {
     let tree = dir.path().join("root");
     vmware_tree(&tree);
     let fs = dir.path().join("root.ext4");
-    run_ok(std::process::Command::new("mkfs.ext4").args(["-q", "-F", "-L", "rootfs", "-d", p(&tree), p(&fs), "32M"]));
+    run_ok(std::process::Command::new("mkfs.ext4").args([
+        "-q",
+        "-F",
+        "-L",
+        "rootfs",
+        "-d",
+        p(&tree),
+        p(&fs),
+        "32M",
+    ]));
     let raw = dir.path().join("disk.raw");
     mbr_disk(&fs, &raw);
     let vmdk = dir.path().join("web01.vmdk");
@@ -79,11 +93,26 @@ fn inspect_finds_a_vmware_guest_in_a_vmdk() {
     assert_eq!(os["kernels"][0]["version"], "6.1.0-26-amd64");
     assert_eq!(os["bootloader"]["config"], "/boot/grub/grub.cfg");
     let nets = os["network"].as_array().expect("network");
-    assert!(nets.iter().any(|n| n["interface"] == "ens192" && n["mac"] == MAC), "{nets:?}");
+    assert!(
+        nets.iter()
+            .any(|n| n["interface"] == "ens192" && n["mac"] == MAC),
+        "{nets:?}"
+    );
     let tools = os["guest_tools"].as_array().expect("tools");
-    assert!(tools.iter().any(|t| t["name"] == "open-vm-tools"), "{tools:?}");
-    assert_eq!(std::fs::read(&vmdk).expect("vmdk"), before, "inspect never writes to the disk");
+    assert!(
+        tools.iter().any(|t| t["name"] == "open-vm-tools"),
+        "{tools:?}"
+    );
+    assert_eq!(
+        std::fs::read(&vmdk).expect("vmdk"),
+        before,
+        "inspect never writes to the disk"
+    );
 
     let text = run_ferry(["inspect", p(&vmdk)]);
-    assert!(stdout(&text).contains("Debian GNU/Linux 12"), "{}", stdout(&text));
+    assert!(
+        stdout(&text).contains("Debian GNU/Linux 12"),
+        "{}",
+        stdout(&text)
+    );
 }
