@@ -11,4 +11,6 @@ mod cli;
 mod convert_formats;
 mod corpus;
 mod demo;
+mod guest;
+mod guest_images;
 mod util;
