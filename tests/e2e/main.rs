@@ -11,5 +11,7 @@ mod cli;
 mod convert_formats;
 mod corpus;
 mod demo;
+mod guest;
+mod guest_images;
 mod inspect;
 mod util;
