@@ -136,3 +136,30 @@ impl WriteAt for MemTarget {
         Ok(())
     }
 }
+
+/// True when qemu-img and qemu-io run; a test without them skips locally and fails when
+/// `CI` is set, so CI cannot silently test less.
+pub fn have_qemu() -> bool {
+    use std::process::Command;
+    let ok = Command::new("qemu-img").arg("--version").output().is_ok()
+        && Command::new("qemu-io").arg("--version").output().is_ok();
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "qemu-img/qemu-io missing under CI"
+        );
+        eprintln!("skipping: qemu-img or qemu-io not installed");
+    }
+    ok
+}
+
+/// Runs a tool that must succeed and returns its stdout.
+pub fn run(cmd: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new(cmd).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

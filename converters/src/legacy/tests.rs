@@ -2,8 +2,8 @@
 //! and cloop images read back by qemu-img, and hostile input.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use crate::testutil::{have_qemu, run};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
@@ -13,29 +13,6 @@ use super::{open_bochs, open_cloop, open_parallels};
 use crate::source::{allocated_bytes, DiskSource, ExtentIter, ExtentKind};
 
 type Opener = fn(&Path) -> crate::Result<Box<dyn DiskSource>>;
-
-fn have_qemu() -> bool {
-    let ok = Command::new("qemu-img").arg("--version").output().is_ok()
-        && Command::new("qemu-io").arg("--version").output().is_ok();
-    if !ok {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "qemu-img/qemu-io missing under CI"
-        );
-        eprintln!("skipping: qemu-img/qemu-io not installed");
-    }
-    ok
-}
-
-fn run(cmd: &str, args: &[&str]) -> String {
-    let out = Command::new(cmd).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 fn qemu_raw(path: &Path, fmt: &str) -> Vec<u8> {
     let out = path.with_extension("expected-raw");

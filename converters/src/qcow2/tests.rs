@@ -8,6 +8,7 @@
     clippy::cast_possible_wrap
 )]
 
+use crate::testutil::have_qemu;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -19,18 +20,6 @@ use crate::sink::DiskSink;
 use crate::source::{ExtentIter, ExtentKind};
 
 const MIB: u64 = 1 << 20;
-
-fn have_qemu() -> bool {
-    let ok = Path::new("/usr/bin/qemu-img").exists() && Path::new("/usr/bin/qemu-io").exists();
-    if !ok {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "qemu-img/qemu-io missing in CI"
-        );
-        eprintln!("skipping: qemu-img/qemu-io not installed");
-    }
-    ok
-}
 
 fn run(cmd: &str, args: &[&str]) -> std::process::Output {
     let out = Command::new(cmd).args(args).output().unwrap();

@@ -2,6 +2,7 @@
 //! Rust-built differencing chains, the shared corpus, header fragments and hostile input.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use crate::testutil::{have_qemu, run};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -25,30 +26,6 @@ fn open_vhd(path: &Path) -> crate::Result<Box<dyn DiskSource>> {
         &OpenOptions::default(),
         &mut guard,
     )
-}
-
-/// True when qemu-img/qemu-io are usable; skips locally, fails under CI.
-fn have_qemu() -> bool {
-    let ok = Command::new("qemu-img").arg("--version").output().is_ok()
-        && Command::new("qemu-io").arg("--version").output().is_ok();
-    if !ok {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "qemu-img/qemu-io missing under CI"
-        );
-        eprintln!("skipping: qemu-img/qemu-io not installed");
-    }
-    ok
-}
-
-fn run(cmd: &str, args: &[&str]) -> String {
-    let out = Command::new(cmd).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn qemu_write(path: &Path, pattern: u8, offset: u64, len: u64) {

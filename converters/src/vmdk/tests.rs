@@ -10,6 +10,7 @@
     clippy::cast_possible_wrap
 )]
 
+pub(super) use crate::testutil::have_qemu;
 use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::FileExt;
@@ -21,21 +22,6 @@ use crate::probe::{self, Format, OpenOptions};
 use crate::source::{DiskSource, ExtentIter, ExtentKind};
 
 pub(super) const MIB: u64 = 1 << 20;
-
-/// True when qemu-img and qemu-io are installed; otherwise the test is skipped (and fails
-/// under CI).
-pub(super) fn have_qemu() -> bool {
-    let ok = Command::new("qemu-img").arg("--version").output().is_ok()
-        && Command::new("qemu-io").arg("--version").output().is_ok();
-    if !ok {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "qemu-img/qemu-io missing under CI"
-        );
-        eprintln!("skipping: qemu-img or qemu-io not installed");
-    }
-    ok
-}
 
 pub(super) fn run(cmd: &str, args: &[&str]) -> String {
     let out = Command::new(cmd).args(args).output().expect("spawn");
