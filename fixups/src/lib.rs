@@ -7,6 +7,7 @@
 //! edit the guest without mounting it and without a helper VM.
 
 pub mod blockdev;
+pub mod fixup;
 pub mod guestfs;
 pub mod inspect;
 pub mod lvm;

@@ -295,6 +295,52 @@ impl GuestFs for MemFs {
             .map(|_| ())
             .ok_or_else(|| not_found(path))
     }
+
+    fn raw_read_at(&self, path: &GuestPath, offset: u64, buf: &mut [u8]) -> Result<usize> {
+        match self.lock().get(path).map(|n| &n.body) {
+            Some(Body::File(data)) => {
+                let start = usize::try_from(offset)
+                    .unwrap_or(usize::MAX)
+                    .min(data.len());
+                let n = buf.len().min(data.len() - start);
+                buf[..n].copy_from_slice(&data[start..start + n]);
+                Ok(n)
+            }
+            Some(_) => Err(GuestFsError::NotAFile {
+                path: path.to_string(),
+            }),
+            None => Err(not_found(path)),
+        }
+    }
+
+    fn raw_write_at(&self, path: &GuestPath, offset: u64, data: &[u8]) -> Result<()> {
+        let mut nodes = self.lock();
+        let node = nodes.get_mut(path).ok_or_else(|| not_found(path))?;
+        let Body::File(contents) = &mut node.body else {
+            return Err(GuestFsError::NotAFile {
+                path: path.to_string(),
+            });
+        };
+        let start = usize::try_from(offset).map_err(|_| GuestFsError::NoSpace {
+            path: path.to_string(),
+        })?;
+        let end = start.saturating_add(data.len());
+        if contents.len() < end {
+            contents.resize(end, 0);
+        }
+        contents[start..end].copy_from_slice(data);
+        Ok(())
+    }
+
+    fn raw_symlink(&self, path: &GuestPath, target: &[u8]) -> Result<()> {
+        let mut nodes = self.lock();
+        Self::check_new(&nodes, path)?;
+        nodes.insert(
+            path.clone(),
+            Node::new(Body::Symlink(target.to_vec()), 0o777),
+        );
+        Ok(())
+    }
 }
 
 #[cfg(test)]

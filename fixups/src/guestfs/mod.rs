@@ -28,6 +28,8 @@ pub const MAX_SYMLINKS: u32 = 40;
 /// Largest file [`GuestFs::read_file`] loads into memory: initramfs images reach a few
 /// hundred MiB, configuration files are tiny; guest sizes are not trusted beyond this.
 pub const MAX_READ_BYTES: u64 = 1 << 30;
+/// Bytes [`GuestFs::copy_file`] moves at once.
+pub const COPY_CHUNK: usize = 4 << 20;
 /// Mode of a file created by [`GuestFs::write_file`] (`rw-r--r--`, owned by root).
 pub const NEW_FILE_MODE: u32 = 0o644;
 
@@ -81,6 +83,15 @@ pub trait GuestFs {
     fn raw_rename(&self, from: &GuestPath, to: &GuestPath) -> Result<()>;
     /// Remove a file, a symlink or an empty directory.
     fn raw_remove(&self, path: &GuestPath) -> Result<()>;
+    /// Up to `buf.len()` bytes of the regular file at `path` from `offset`; the count read,
+    /// 0 at or past its end.
+    fn raw_read_at(&self, path: &GuestPath, offset: u64, buf: &mut [u8]) -> Result<usize>;
+    /// Write `data` at `offset` into the existing regular file at `path`, growing it when
+    /// the write passes its end; mode, owner and xattrs are kept.
+    fn raw_write_at(&self, path: &GuestPath, offset: u64, data: &[u8]) -> Result<()>;
+    /// Create a symlink at `path` whose target is `target`, stored as given; fails if
+    /// `path` exists.
+    fn raw_symlink(&self, path: &GuestPath, target: &[u8]) -> Result<()>;
     /// Make every change durable on the underlying device.
     fn flush(&self) -> Result<()> {
         Ok(())
@@ -176,6 +187,59 @@ pub trait GuestFs {
         source.existing(from)?;
         let target = resolve::walk(self, to, false)?;
         self.raw_rename(&source.path, &target.path)
+    }
+
+    /// Up to `buf.len()` bytes of the file `path` names, from `offset`; 0 at its end.
+    fn read_at(&self, path: &GuestPath, offset: u64, buf: &mut [u8]) -> Result<usize> {
+        let resolved = self.resolve(path)?;
+        self.raw_read_at(&resolved, offset, buf)
+    }
+
+    /// Append `data` to the existing file `path` names.
+    fn append_file(&self, path: &GuestPath, data: &[u8]) -> Result<()> {
+        let resolved = self.resolve(path)?;
+        let meta = self.raw_metadata(&resolved)?;
+        if meta.kind != FileKind::File {
+            return Err(GuestFsError::NotAFile {
+                path: path.to_string(),
+            });
+        }
+        self.raw_write_at(&resolved, meta.size, data)
+    }
+
+    /// Copy the file `from` names to the new file `to` (mode [`NEW_FILE_MODE`]), in
+    /// pieces of [`COPY_CHUNK`] so that neither memory nor one journal transaction grows
+    /// with the file.
+    fn copy_file(&self, from: &GuestPath, to: &GuestPath) -> Result<()> {
+        let source = self.resolve(from)?;
+        let target = resolve::walk(self, to, false)?;
+        if target.metadata.is_some() {
+            return Err(GuestFsError::AlreadyExists {
+                path: to.to_string(),
+            });
+        }
+        self.raw_create_file(&target.path, NEW_FILE_MODE)?;
+        let mut buf = vec![0u8; COPY_CHUNK];
+        let mut offset = 0u64;
+        loop {
+            let n = self.raw_read_at(&source, offset, &mut buf)?;
+            if n == 0 {
+                return Ok(());
+            }
+            self.raw_write_at(&target.path, offset, &buf[..n])?;
+            offset = offset.saturating_add(u64::try_from(n).unwrap_or(u64::MAX));
+        }
+    }
+
+    /// Create the symlink `path` → `target` (its parent must exist); fails if `path` exists.
+    fn symlink(&self, path: &GuestPath, target: &[u8]) -> Result<()> {
+        let walked = resolve::walk(self, path, false)?;
+        if walked.metadata.is_some() {
+            return Err(GuestFsError::AlreadyExists {
+                path: path.to_string(),
+            });
+        }
+        self.raw_symlink(&walked.path, target)
     }
 
     /// Remove the file, symlink (not its target) or empty directory `path`.

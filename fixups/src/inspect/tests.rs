@@ -668,6 +668,25 @@ impl crate::guestfs::GuestFs for FailingFs {
     fn raw_remove(&self, path: &GuestPath) -> crate::guestfs::Result<()> {
         self.inner.raw_remove(path)
     }
+    fn raw_read_at(
+        &self,
+        path: &GuestPath,
+        offset: u64,
+        buf: &mut [u8],
+    ) -> crate::guestfs::Result<usize> {
+        self.inner.raw_read_at(path, offset, buf)
+    }
+    fn raw_write_at(
+        &self,
+        path: &GuestPath,
+        offset: u64,
+        data: &[u8],
+    ) -> crate::guestfs::Result<()> {
+        self.inner.raw_write_at(path, offset, data)
+    }
+    fn raw_symlink(&self, path: &GuestPath, target: &[u8]) -> crate::guestfs::Result<()> {
+        self.inner.raw_symlink(path, target)
+    }
 }
 
 #[test]

@@ -300,6 +300,60 @@ impl GuestFs for Ext4Fs {
         done.map_err(|e| errors::guest_error(e, path))
     }
 
+    fn raw_read_at(&self, path: &GuestPath, offset: u64, buf: &mut [u8]) -> Result<usize> {
+        let (ino, inode) = self.stat(path)?;
+        if kind_of(inode.mode) != FileKind::File {
+            return Err(GuestFsError::NotAFile {
+                path: path.to_string(),
+            });
+        }
+        if offset >= inode.size || buf.is_empty() {
+            return Ok(0);
+        }
+        let room = usize::try_from(inode.size - offset).unwrap_or(usize::MAX);
+        let want = buf.len().min(room);
+        self.fs
+            .read_ino(ino, offset, &mut buf[..want])
+            .map_err(|e| errors::guest_error(e, path))
+    }
+
+    fn raw_write_at(&self, path: &GuestPath, offset: u64, data: &[u8]) -> Result<()> {
+        let (ino, inode) = self.stat(path)?;
+        if kind_of(inode.mode) != FileKind::File {
+            return Err(GuestFsError::NotAFile {
+                path: path.to_string(),
+            });
+        }
+        if inode.has_extents() || inode.has_inline_data() {
+            // The driver cuts a write larger than its journal into several transactions.
+            self.fs
+                .apply_pwrite_ino(ino, offset, data)
+                .map_err(|e| errors::guest_error(e, path))?;
+            return Ok(());
+        }
+        // Block-mapped (ext2/ext3) files have no ranged write in the driver: splice the
+        // write into the whole contents and replace them, which is bounded by
+        // `MAX_READ_BYTES` like any read.
+        let mut contents = self.raw_read(path, crate::guestfs::MAX_READ_BYTES)?;
+        let start = usize::try_from(offset).map_err(|_| GuestFsError::NoSpace {
+            path: path.to_string(),
+        })?;
+        let end = start.saturating_add(data.len());
+        if contents.len() < end {
+            contents.resize(end, 0);
+        }
+        contents[start..end].copy_from_slice(data);
+        self.raw_write(path, &contents)
+    }
+
+    fn raw_symlink(&self, path: &GuestPath, target: &[u8]) -> Result<()> {
+        let (parent, name) = self.parent_of(path)?;
+        self.fs
+            .apply_symlink_at(parent, name, target)
+            .map_err(|e| errors::guest_error(e, path))?;
+        Ok(())
+    }
+
     fn flush(&self) -> Result<()> {
         self.fs
             .flush()
