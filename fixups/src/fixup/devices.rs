@@ -1,8 +1,31 @@
-//! Placeholder until this fixup lands.
+//! Device names: `/dev/sda1`, `/dev/hda1`, `/dev/xvda1`, `/dev/cciss/c0d0p1` and
+//! `/dev/nvme0n1p1` name disks on the source's bus; under KVM the disks are virtio-blk
+//! (`/dev/vda`). Edited: `/etc/fstab` (first field), `/etc/crypttab` (second field),
+//! `root=` and `resume=` on the kernel command lines of `grub.cfg`, `/etc/default/grub`,
+//! BootLoaderSpec entries and `grubenv`'s `kernelopts`, and initramfs-tools'
+//! `RESUME=` (`/etc/initramfs-tools/conf.d/resume`).
+//!
+//! # DESIGN NOTE: `UUID=` first, the virtio name second
+//!
+//! A partition of the disk being fixed that carries a filesystem or swap UUID is named
+//! `UUID=…`: that survives any later bus change (virtio-scsi names disks `sd*` again, the
+//! SATA fallback too, and V2P puts the guest on real controllers). The virtio name
+//! (`/dev/vdb2` for `/dev/sdb2`: same disk order, same partition number) is used where no
+//! UUID is known: partitions of other disks (the fixup sees one disk), partitions without a
+//! filesystem, whole disks, and `root=` when some kernel has no initramfs (the kernel alone
+//! cannot resolve `UUID=`). LVM and `/dev/mapper` names are bus-independent and kept.
 
-use super::{FixupError, GuestContext, GuestFixup, Plan};
+use crate::guestfs::GuestPath;
+
+use super::apply::read_if_file;
+use super::{Change, DiskPartition, FixupError, GuestContext, GuestFixup, Plan};
 
 pub struct DeviceNames;
+
+/// Largest configuration file this fixup edits; real ones are a few KiB.
+const MAX_FILE: u64 = 1 << 20;
+/// `grubenv` is a fixed-size block padded with `#`.
+const GRUBENV_SIZE: usize = 1024;
 
 impl GuestFixup for DeviceNames {
     fn id(&self) -> &'static str {
@@ -13,7 +36,510 @@ impl GuestFixup for DeviceNames {
         "device names (sd*, hd*, xvd*, cciss, nvme) replaced by UUID= or the virtio name"
     }
 
-    fn plan(&self, _ctx: &GuestContext<'_>) -> Result<Plan, FixupError> {
-        Ok(Plan::Skip("not implemented yet".to_string()))
+    fn plan(&self, ctx: &GuestContext<'_>) -> Result<Plan, FixupError> {
+        let names = Names {
+            partitions: ctx.partitions,
+            uuid_on_cmdline: !ctx.os.kernels.is_empty()
+                && ctx.os.kernels.iter().all(|k| k.initramfs.is_some()),
+        };
+        let mut edits: Vec<(String, fn(&Names<'_>, &str) -> String)> = vec![
+            ("/etc/fstab".into(), fix_fstab),
+            ("/etc/crypttab".into(), fix_crypttab),
+            ("/etc/default/grub".into(), fix_default_grub),
+            ("/etc/initramfs-tools/conf.d/resume".into(), fix_resume_conf),
+        ];
+        if let Some(boot) = &ctx.os.bootloader {
+            edits.push((boot.config.clone(), fix_grub_cfg));
+        }
+        for env in ["/boot/grub/grubenv", "/boot/grub2/grubenv"] {
+            edits.push((env.into(), fix_grubenv));
+        }
+        for entry in bls_entries(ctx)? {
+            edits.push((entry, fix_bls_entry));
+        }
+        let mut changes = Vec::new();
+        for (path, fix) in edits {
+            let path = GuestPath::new(&path)?;
+            let Some(before) = read_config(ctx, &path)? else {
+                continue;
+            };
+            let text = String::from_utf8_lossy(&before);
+            let after = fix(&names, &text);
+            if after != text {
+                changes.push(Change::WriteFile {
+                    path,
+                    before: Some(before),
+                    after: after.into_bytes(),
+                });
+            }
+        }
+        Ok(Plan::Changes(changes))
+    }
+}
+
+/// A regular file's bytes, `None` when absent or too large to be configuration.
+fn read_config(ctx: &GuestContext<'_>, path: &GuestPath) -> Result<Option<Vec<u8>>, FixupError> {
+    if !ctx.fs.exists(path)? {
+        return Ok(None);
+    }
+    let meta = ctx.fs.metadata(path)?;
+    if meta.kind != crate::guestfs::FileKind::File || meta.size > MAX_FILE {
+        return Ok(None);
+    }
+    let bytes = read_if_file(ctx.fs, path)?;
+    // Lossy decoding would rewrite invalid bytes; leave such files alone.
+    Ok(bytes.filter(|b| std::str::from_utf8(b).is_ok()))
+}
+
+fn bls_entries(ctx: &GuestContext<'_>) -> Result<Vec<String>, FixupError> {
+    let dir = GuestPath::new("/boot/loader/entries")?;
+    if !ctx.fs.exists(&dir)? {
+        return Ok(Vec::new());
+    }
+    Ok(ctx
+        .fs
+        .read_dir(&dir)?
+        .into_iter()
+        .filter_map(|e| String::from_utf8(e.name).ok())
+        .filter(|n| n.ends_with(".conf"))
+        .map(|n| format!("/boot/loader/entries/{n}"))
+        .collect())
+}
+
+/// How device names are rewritten for this guest.
+struct Names<'a> {
+    partitions: &'a [DiskPartition],
+    /// Whether `root=`/`resume=` may say `UUID=` (every kernel has an initramfs).
+    uuid_on_cmdline: bool,
+}
+
+/// A disk or partition named on the source's bus.
+#[derive(Debug, PartialEq, Eq)]
+struct SourceDevice {
+    /// 0 for the first disk (`sda`, `xvda`, `c0d0`, `nvme0n1`).
+    disk: usize,
+    partition: Option<u32>,
+}
+
+impl Names<'_> {
+    /// The replacement for `spec` (`/dev/sda1`), or `None` to keep it.
+    fn replace(&self, spec: &str, uuid_allowed: bool) -> Option<String> {
+        let dev = parse_device(spec.strip_prefix("/dev/")?)?;
+        if uuid_allowed && dev.disk == 0 {
+            if let Some(uuid) = dev.partition.and_then(|n| self.uuid_of(n)) {
+                return Some(format!("UUID={uuid}"));
+            }
+        }
+        let mut name = format!("/dev/vd{}", disk_letters(dev.disk));
+        if let Some(n) = dev.partition {
+            name.push_str(&n.to_string());
+        }
+        Some(name)
+    }
+
+    fn uuid_of(&self, number: u32) -> Option<&str> {
+        self.partitions
+            .iter()
+            .find(|p| p.number == number)
+            .filter(|p| p.kind.as_deref() != Some("LVM2_member"))
+            .and_then(|p| p.uuid.as_deref())
+    }
+
+    /// A `key=value` word of a command line with its device value replaced; quotes around
+    /// the word (as in `GRUB_CMDLINE_LINUX="root=/dev/sda1"`) are kept.
+    fn fix_param_word(&self, word: &str) -> Option<String> {
+        let body_start = word.find(|c| c != '"' && c != '\'')?;
+        let (lead, rest) = word.split_at(body_start);
+        let body_end = rest.trim_end_matches(['"', '\'']).len();
+        let (body, trail) = rest.split_at(body_end);
+        let (key, value) = body.split_once('=')?;
+        if !matches!(key, "root" | "resume") {
+            return None;
+        }
+        let new = self.replace(value, self.uuid_on_cmdline)?;
+        Some(format!("{lead}{key}={new}{trail}"))
+    }
+
+    /// Every `root=`/`resume=` word of `text` fixed, whitespace kept.
+    fn fix_params(&self, text: &str) -> String {
+        map_words(text, |w| self.fix_param_word(w))
+    }
+}
+
+/// `sda1` → disk 0 partition 1; `xvdb` → disk 1; `cciss/c0d1p2`, `nvme0n1p3`. `vd*` is
+/// already virtio and is not a source device.
+fn parse_device(name: &str) -> Option<SourceDevice> {
+    if let Some(rest) = name.strip_prefix("cciss/c0d") {
+        let (disk, part) = split_number(rest)?;
+        let partition = match part {
+            "" => None,
+            p => Some(p.strip_prefix('p')?.parse().ok()?),
+        };
+        return Some(SourceDevice {
+            disk: usize::try_from(disk).ok()?,
+            partition,
+        });
+    }
+    if let Some(rest) = name.strip_prefix("nvme") {
+        let (disk, rest) = split_number(rest)?;
+        let rest = rest.strip_prefix("n1")?;
+        let partition = match rest {
+            "" => None,
+            p => Some(p.strip_prefix('p')?.parse().ok()?),
+        };
+        return Some(SourceDevice {
+            disk: usize::try_from(disk).ok()?,
+            partition,
+        });
+    }
+    let rest = ["xvd", "sd", "hd"]
+        .iter()
+        .find_map(|prefix| name.strip_prefix(prefix))?;
+    let letters_end = rest
+        .find(|c: char| !c.is_ascii_lowercase())
+        .unwrap_or(rest.len());
+    let (letters, digits) = rest.split_at(letters_end);
+    let disk = disk_index(letters)?;
+    let partition = match digits {
+        "" => None,
+        d if d.bytes().all(|b| b.is_ascii_digit()) => Some(d.parse().ok()?),
+        _ => return None,
+    };
+    Some(SourceDevice { disk, partition })
+}
+
+/// Leading decimal number of `s` and the rest.
+fn split_number(s: &str) -> Option<(u64, &str)> {
+    let end = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (digits, rest) = s.split_at(end);
+    Some((digits.parse().ok()?, rest))
+}
+
+/// `a` → 0, `z` → 25, `aa` → 26 (the kernel's `sd_format_disk_name` in reverse).
+fn disk_index(letters: &str) -> Option<usize> {
+    if letters.is_empty() || letters.len() > 3 {
+        return None;
+    }
+    let mut index = 0usize;
+    for b in letters.bytes() {
+        index = index * 26 + usize::from(b - b'a') + 1;
+    }
+    index.checked_sub(1)
+}
+
+/// The inverse of [`disk_index`].
+fn disk_letters(mut index: usize) -> String {
+    let mut out = Vec::new();
+    loop {
+        out.push(b'a' + u8::try_from(index % 26).unwrap_or(0));
+        if index < 26 {
+            break;
+        }
+        index = index / 26 - 1;
+    }
+    out.reverse();
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Applies `f` to every whitespace-separated word of `text`, keeping the whitespace.
+fn map_words(text: &str, mut f: impl FnMut(&str) -> Option<String>) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while !rest.is_empty() {
+        let ws = rest.len() - rest.trim_start().len();
+        out.push_str(&rest[..ws]);
+        rest = &rest[ws..];
+        let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        let word = &rest[..end];
+        match f(word) {
+            Some(new) => out.push_str(&new),
+            None => out.push_str(word),
+        }
+        rest = &rest[end..];
+    }
+    out
+}
+
+/// Applies `f` to each line that is not a comment, keeping line endings.
+fn map_lines(text: &str, f: impl Fn(&str) -> String) -> String {
+    text.split_inclusive('\n')
+        .map(|line| {
+            let body = line.trim_end_matches(['\n', '\r']);
+            let ending = &line[body.len()..];
+            if body.trim_start().starts_with('#') {
+                line.to_string()
+            } else {
+                format!("{}{ending}", f(body))
+            }
+        })
+        .collect()
+}
+
+/// Replaces field `index` (0-based, whitespace-separated) of each line when it names a
+/// source device.
+fn fix_field(names: &Names<'_>, text: &str, index: usize, uuid_allowed: bool) -> String {
+    map_lines(text, |line| {
+        let mut n = 0usize;
+        map_words(line, |word| {
+            let this = n;
+            n += 1;
+            (this == index)
+                .then(|| names.replace(word, uuid_allowed))
+                .flatten()
+        })
+    })
+}
+
+fn fix_fstab(names: &Names<'_>, text: &str) -> String {
+    fix_field(names, text, 0, true)
+}
+
+/// crypttab's second field is the backing device; `UUID=` is valid there too.
+fn fix_crypttab(names: &Names<'_>, text: &str) -> String {
+    fix_field(names, text, 1, true)
+}
+
+fn fix_grub_cfg(names: &Names<'_>, text: &str) -> String {
+    map_lines(text, |line| {
+        let first = line.split_whitespace().next().unwrap_or("");
+        if matches!(first, "linux" | "linux16" | "linuxefi") {
+            names.fix_params(line)
+        } else {
+            line.to_string()
+        }
+    })
+}
+
+fn fix_default_grub(names: &Names<'_>, text: &str) -> String {
+    map_lines(text, |line| {
+        match line.split_once('=') {
+            Some((var, value)) if var.trim_start().starts_with("GRUB_CMDLINE_LINUX") => {
+                format!("{var}={}", names.fix_params(value))
+            }
+            _ => line.to_string(),
+        }
+    })
+}
+
+fn fix_bls_entry(names: &Names<'_>, text: &str) -> String {
+    map_lines(text, |line| {
+        if line.trim_start().starts_with("options") {
+            names.fix_params(line)
+        } else {
+            line.to_string()
+        }
+    })
+}
+
+/// `kernelopts=` inside grubenv, whose 1024-byte size is kept by adjusting its `#` padding.
+fn fix_grubenv(names: &Names<'_>, text: &str) -> String {
+    let fixed = map_lines(text, |line| match line.strip_prefix("kernelopts=") {
+        Some(opts) => format!("kernelopts={}", names.fix_params(opts)),
+        None => line.to_string(),
+    });
+    if fixed == text || text.len() != GRUBENV_SIZE {
+        return fixed;
+    }
+    let body = fixed.trim_end_matches('#');
+    if body.len() > GRUBENV_SIZE {
+        // No room in the block: leave grubenv as it was rather than corrupt it.
+        return text.to_string();
+    }
+    format!("{body}{}", "#".repeat(GRUBENV_SIZE - body.len()))
+}
+
+/// initramfs-tools' `RESUME=/dev/sda2`.
+fn fix_resume_conf(names: &Names<'_>, text: &str) -> String {
+    map_lines(text, |line| {
+        let Some(value) = line.trim_start().strip_prefix("RESUME=") else {
+            return line.to_string();
+        };
+        let unquoted = value.trim_matches(['"', '\'']);
+        match names.replace(unquoted, true) {
+            Some(new) => line.replacen(unquoted, &new, 1),
+            None => line.to_string(),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixup::{apply, run_fixups, Target};
+    use crate::guestfs::memfs::MemFs;
+    use crate::guestfs::GuestFs;
+
+    fn parts() -> Vec<DiskPartition> {
+        vec![
+            DiskPartition {
+                number: 1,
+                uuid: Some("1111-aaaa".into()),
+                kind: Some("ext4".into()),
+            },
+            DiskPartition {
+                number: 2,
+                uuid: Some("2222-bbbb".into()),
+                kind: Some("swap".into()),
+            },
+            DiskPartition {
+                number: 3,
+                uuid: Some("lvm-pv".into()),
+                kind: Some("LVM2_member".into()),
+            },
+        ]
+    }
+
+    fn names(p: &[DiskPartition]) -> Names<'_> {
+        Names {
+            partitions: p,
+            uuid_on_cmdline: true,
+        }
+    }
+
+    #[test]
+    fn device_names_parse() {
+        let dev = |disk, partition| Some(SourceDevice { disk, partition });
+        assert_eq!(parse_device("sda1"), dev(0, Some(1)));
+        assert_eq!(parse_device("hdb"), dev(1, None));
+        assert_eq!(parse_device("xvda12"), dev(0, Some(12)));
+        assert_eq!(parse_device("sdaa3"), dev(26, Some(3)));
+        assert_eq!(parse_device("cciss/c0d0p2"), dev(0, Some(2)));
+        assert_eq!(parse_device("nvme1n1p3"), dev(1, Some(3)));
+        assert_eq!(parse_device("nvme0n1"), dev(0, None));
+        for keep in [
+            "vda1",
+            "mapper/vg-root",
+            "sda1x",
+            "nvme0n2p1",
+            "sr0",
+            "md0",
+            "dm-0",
+        ] {
+            assert_eq!(parse_device(keep), None, "{keep}");
+        }
+        for i in [0, 1, 25, 26, 27, 701, 702] {
+            assert_eq!(disk_index(&disk_letters(i)), Some(i), "{i}");
+        }
+        assert_eq!(disk_letters(26), "aa");
+    }
+
+    #[test]
+    fn fstab_gets_uuids_and_virtio_names() {
+        let p = parts();
+        let fstab = "# /etc/fstab\n/dev/sda1  /     ext4 errors=remount-ro 0 1\n\
+                     /dev/sda2 none swap sw 0 0\n/dev/sdb1 /data xfs defaults 0 2\n\
+                     /dev/mapper/vg-home /home ext4 defaults 0 2\n\
+                     /dev/sda4 /srv ext4 defaults 0 2 # no uuid\n\
+                     #/dev/sda1 / ext4 0 1\n";
+        assert_eq!(
+            fix_fstab(&names(&p), fstab),
+            "# /etc/fstab\nUUID=1111-aaaa  /     ext4 errors=remount-ro 0 1\n\
+             UUID=2222-bbbb none swap sw 0 0\n/dev/vdb1 /data xfs defaults 0 2\n\
+             /dev/mapper/vg-home /home ext4 defaults 0 2\n\
+             /dev/vda4 /srv ext4 defaults 0 2 # no uuid\n\
+             #/dev/sda1 / ext4 0 1\n"
+        );
+    }
+
+    #[test]
+    fn command_lines_keep_everything_else() {
+        let p = parts();
+        let n = names(&p);
+        let cfg = "set root='hd0,msdos1'\n\tlinux\t/boot/vmlinuz-6.1 root=/dev/xvda1 ro resume=/dev/xvda2 console=hvc0\n\tinitrd /boot/initrd.img\n";
+        assert_eq!(
+            fix_grub_cfg(&n, cfg),
+            "set root='hd0,msdos1'\n\tlinux\t/boot/vmlinuz-6.1 root=UUID=1111-aaaa ro resume=UUID=2222-bbbb console=hvc0\n\tinitrd /boot/initrd.img\n"
+        );
+        assert_eq!(
+            fix_default_grub(
+                &n,
+                "GRUB_CMDLINE_LINUX=\"resume=/dev/sda2\"\nGRUB_DEFAULT=0\n"
+            ),
+            "GRUB_CMDLINE_LINUX=\"resume=UUID=2222-bbbb\"\nGRUB_DEFAULT=0\n"
+        );
+        let no_initramfs = Names {
+            partitions: &p,
+            uuid_on_cmdline: false,
+        };
+        assert_eq!(
+            no_initramfs.fix_params("root=/dev/sda1 ro"),
+            "root=/dev/vda1 ro"
+        );
+        assert_eq!(
+            fix_resume_conf(&n, "RESUME=/dev/sda2\n"),
+            "RESUME=UUID=2222-bbbb\n"
+        );
+        assert_eq!(
+            fix_crypttab(&n, "luks /dev/sda1 none luks\n"),
+            "luks UUID=1111-aaaa none luks\n"
+        );
+    }
+
+    #[test]
+    fn grubenv_keeps_its_size() {
+        let p = parts();
+        let body = "# GRUB Environment Block\nkernelopts=root=/dev/sda1 ro\n";
+        let env = format!("{body}{}", "#".repeat(GRUBENV_SIZE - body.len()));
+        let fixed = fix_grubenv(&names(&p), &env);
+        assert_eq!(fixed.len(), GRUBENV_SIZE);
+        assert!(
+            fixed.contains("kernelopts=root=UUID=1111-aaaa ro\n"),
+            "{fixed}"
+        );
+    }
+
+    fn guest() -> MemFs {
+        let fs = MemFs::new();
+        fs.add_file("/etc/os-release", "ID=debian\nVERSION_ID=12\n")
+            .unwrap();
+        fs.add_file("/etc/fstab", "/dev/sda1 / ext4 errors=remount-ro 0 1\n")
+            .unwrap();
+        fs.add_file("/boot/vmlinuz-6.1.0-50-amd64", "k").unwrap();
+        fs.add_file("/boot/initrd.img-6.1.0-50-amd64", "i").unwrap();
+        fs.add_dir("/lib/modules/6.1.0-50-amd64").unwrap();
+        fs.add_file(
+            "/boot/grub/grub.cfg",
+            "menuentry 'Debian' {\n\tlinux /boot/vmlinuz-6.1.0-50-amd64 root=/dev/sda1 ro\n\tinitrd /boot/initrd.img-6.1.0-50-amd64\n}\n",
+        )
+        .unwrap();
+        fs
+    }
+
+    #[test]
+    fn plan_apply_and_a_second_plan_changes_nothing() {
+        let fs = guest();
+        let p = parts();
+        let plan = |fs: &MemFs| {
+            let os = crate::inspect::inspect_filesystem(fs).unwrap().unwrap();
+            let ctx = GuestContext {
+                fs,
+                os: &os,
+                partitions: &p,
+                nics: &[],
+                target: Target::Kvm,
+            };
+            match DeviceNames.plan(&ctx).unwrap() {
+                Plan::Changes(c) => c,
+                Plan::Skip(why) => panic!("skipped: {why}"),
+            }
+        };
+        let changes = plan(&fs);
+        let paths: Vec<String> = changes.iter().map(|c| c.path().to_string()).collect();
+        assert_eq!(paths, ["/etc/fstab", "/boot/grub/grub.cfg"]);
+        apply::apply_changes(&fs, &changes).unwrap();
+        let cfg = fs
+            .read_file(&GuestPath::new("/boot/grub/grub.cfg").unwrap())
+            .unwrap();
+        assert!(String::from_utf8(cfg)
+            .unwrap()
+            .contains("root=UUID=1111-aaaa ro"));
+        assert!(plan(&fs).is_empty());
+        // The whole run reports the devices fixup as applied, then skipped on a rerun.
+        let fs = guest();
+        let first = run_fixups(&fs, &p, &[], Target::Kvm, true).unwrap();
+        assert_eq!(first[0].id, "devices");
+        assert_eq!(first[0].outcome, crate::fixup::Outcome::Applied);
+        let second = run_fixups(&fs, &p, &[], Target::Kvm, true).unwrap();
+        assert_eq!(second[0].outcome, crate::fixup::Outcome::Skipped);
     }
 }
