@@ -134,6 +134,63 @@ impl BlockDevice for FileRange {
     }
 }
 
+/// `len` bytes of another device from `offset`: a partition of a whole disk that is not a
+/// host file (an overlay, a converted source). Accesses are checked against the window.
+#[derive(Clone)]
+pub struct Window {
+    inner: Arc<dyn BlockDevice>,
+    offset: u64,
+    len: u64,
+}
+
+impl Window {
+    /// Fails when the window passes the end of `inner`.
+    pub fn new(inner: Arc<dyn BlockDevice>, offset: u64, len: u64) -> io::Result<Self> {
+        let end = offset
+            .checked_add(len)
+            .ok_or_else(|| invalid("range end overflows"))?;
+        if end > inner.size() {
+            return Err(invalid("window passes the end of the device"));
+        }
+        Ok(Self { inner, offset, len })
+    }
+
+    fn at(&self, off: u64, count: usize) -> io::Result<u64> {
+        let count = u64::try_from(count).map_err(|_| invalid("length overflows"))?;
+        match off.checked_add(count) {
+            Some(end) if end <= self.len => Ok(self.offset.saturating_add(off)),
+            _ => Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("access at {off:#x}+{count:#x} passes the window end {:#x}", self.len),
+            )),
+        }
+    }
+}
+
+impl BlockDevice for Window {
+    fn size(&self) -> u64 {
+        self.len
+    }
+
+    fn read_at(&self, buf: &mut [u8], off: u64) -> io::Result<()> {
+        let at = self.at(off, buf.len())?;
+        self.inner.read_at(buf, at)
+    }
+
+    fn write_at(&self, buf: &[u8], off: u64) -> io::Result<()> {
+        let at = self.at(off, buf.len())?;
+        self.inner.write_at(buf, at)
+    }
+
+    fn flush(&self) -> io::Result<()> {
+        self.inner.flush()
+    }
+
+    fn is_writable(&self) -> bool {
+        self.inner.is_writable()
+    }
+}
+
 /// Size of a regular file or block device (`lseek(SEEK_END)` answers both, see DESIGN.md).
 fn file_len(file: &File) -> io::Result<u64> {
     use std::io::{Seek, SeekFrom};
@@ -172,5 +229,21 @@ mod tests {
         let ro = FileRange::open(tmp.path()).unwrap();
         assert!(ro.write_at(&[0], 0).is_err());
         assert!(FileRange::new(File::open(tmp.path()).unwrap(), 4, 5, false).is_err());
+    }
+
+    #[test]
+    fn windows_nest_and_check_bounds() {
+        let mut tmp = tempfile::NamedTempFile::new().unwrap();
+        tmp.write_all(&[1, 2, 3, 4, 5, 6, 7, 8]).unwrap();
+        let whole: Arc<dyn BlockDevice> = Arc::new(FileRange::open_rw(tmp.path()).unwrap());
+        let part = Window::new(whole.clone(), 2, 4).unwrap();
+        let mut buf = [0u8; 2];
+        part.read_at(&mut buf, 2).unwrap();
+        assert_eq!(buf, [5, 6]);
+        assert!(part.read_at(&mut buf, 3).is_err());
+        part.write_at(&[9], 0).unwrap();
+        whole.read_at(&mut buf, 2).unwrap();
+        assert_eq!(buf, [9, 4]);
+        assert!(Window::new(whole, 7, 2).is_err());
     }
 }

@@ -14,6 +14,8 @@ pub enum Exit {
     OutputFailed = 3,
     /// `--verify` found the output different from the source.
     VerifyFailed = 4,
+    /// A guest fixup failed; the disk was left as it was.
+    FixupFailed = 5,
     /// Interrupted (Ctrl-C / SIGINT / SIGTERM); partial output was removed.
     Interrupted = 130,
 }

@@ -3,6 +3,7 @@
 mod convert;
 mod demo;
 pub mod exit;
+mod fixup;
 mod info;
 mod inspect;
 pub mod progress;
@@ -23,6 +24,7 @@ EXIT STATUS:
   2  usage error: the command line is wrong
   3  the output could not be written
   4  --verify found the output different from the source
+  5  a fixup failed; the disk was left unchanged
 130  interrupted; partial output was removed";
 
 /// Set by the Ctrl-C handler; long operations poll it and unwind, removing partial output.
@@ -65,6 +67,10 @@ pub enum Command {
     /// bootloader, fstab, network configuration, guest tools (read-only, no helper VM)
     #[command(after_help = EXIT_CODES)]
     Inspect(InspectArgs),
+    /// Make a converted Linux guest boot under KVM: device names, virtio initramfs,
+    /// consoles, NIC names, foreign guest tools (in place, no helper VM)
+    #[command(after_help = FIXUP_HELP)]
+    Fixup(FixupArgs),
     /// Build a small sample VMware disk and convert it, showing each step
     #[command(after_help = EXIT_CODES)]
     Demo(DemoArgs),
@@ -94,6 +100,60 @@ EXIT STATUS:
   3  the output could not be written
   4  --verify found the output different from the source
 130  interrupted; partial output was removed";
+
+const FIXUP_HELP: &str = "\
+FIXUPS (in this order; each is skipped, with the reason, when the guest does not need it):
+  devices    /dev/sda1, /dev/hda1, /dev/xvda1, cciss and nvme names in /etc/fstab,
+             /etc/crypttab, root= and resume= of grub.cfg, /etc/default/grub, BLS entries
+             and grubenv, initramfs-tools RESUME=: UUID= where the partition has one,
+             else the virtio name (/dev/vdb2 for /dev/sdb2)
+  consoles   hvc0/xvc0 (Xen) -> ttyS0 on kernel command lines, inittab and getty units
+  network    each configured NIC pinned to its MAC by a systemd .link file, so it keeps
+             its name on virtio-net; stale 70-persistent-net.rules cleared
+  tools      open-vm-tools, VMware Tools and XenServer tools masked; Xen-only modules off
+  initramfs  virtio_pci, virtio_blk, virtio_scsi, virtio_net and their dependencies
+             appended (as a cpio archive built from the guest's /lib/modules) to every
+             kernel's initramfs; initramfs-tools and dracut; guest code is never run
+
+Every edited file keeps its original as FILE.ferry-orig; a second run changes nothing.
+Raw disks are written in place; a qcow2 is rewritten beside itself and renamed over the
+original once complete. Only ext2/3/4 root filesystems are edited.
+
+EXAMPLES:
+  ferry fixup --dry-run web01.qcow2     print the plan as diffs, write nothing
+  ferry fixup web01.qcow2
+  ferry fixup --json -f raw /dev/vg0/web01
+
+EXIT STATUS:
+  0  success (also when nothing needed fixing)
+  1  bad input: unreadable disk, no Linux root found, unsupported format or filesystem
+  2  usage error: the command line is wrong
+  3  the disk could not be written
+  5  a fixup failed; the disk was left unchanged
+130  interrupted; the disk was left unchanged";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TargetArg {
+    /// KVM with virtio-blk disks and virtio-net NICs
+    Kvm,
+}
+
+#[derive(Debug, Args)]
+pub struct FixupArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Hypervisor the guest is fixed for
+    #[arg(long, value_enum, default_value = "kvm")]
+    pub target: TargetArg,
+    /// Run every fixup on a throwaway overlay and print the changes as diffs; write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print a JSON report on stdout instead of text
+    #[arg(long)]
+    pub json: bool,
+    /// Disk image (raw or qcow2) or block device holding the guest's root filesystem
+    pub disk: PathBuf,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SourceFormat {
@@ -232,6 +292,7 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Convert(args) => convert::run(&args),
         Command::Info(args) => info::run(&args),
         Command::Inspect(args) => inspect::run(&args),
+        Command::Fixup(args) => fixup::run(&args),
         Command::Demo(args) => demo::run(&args),
     }
 }

@@ -1,7 +1,9 @@
 //! Finding guests on a disk: the glue between `converters` (which reads disk formats) and
 //! `fixups` (which reads filesystems). Every partition, whole-disk filesystem and LVM2
-//! logical volume is opened read-only through a [`SourceRange`] and inspected.
+//! logical volume is opened through a byte window of the disk and inspected read-only;
+//! `ferry fixup` then reopens the root read-write on an [`Overlay`] of the same disk.
 
+mod overlay;
 mod source_range;
 
 use std::sync::Arc;
@@ -13,14 +15,31 @@ use fixups::blockdev::BlockDevice;
 use fixups::guestfs::ext4::{Access, Ext4Fs};
 use fixups::inspect::{inspect_filesystem, GuestOs};
 
-use crate::layout::{classify, read_layout, DiskLayout, Filesystem};
+use fixups::blockdev::Window;
+
+use crate::layout::{classify, filesystems::filesystem_uuid, read_layout, DiskLayout, Filesystem};
+pub use overlay::{commit_in_place, Overlay};
 pub use source_range::SourceRange;
+
+/// The byte window a filesystem was found in, to reopen it (read-write on an overlay).
+#[derive(Clone)]
+pub struct GuestDevice(pub Arc<dyn BlockDevice>);
+
+impl std::fmt::Debug for GuestDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "GuestDevice({} bytes)", self.0.size())
+    }
+}
 
 /// One filesystem found on the disk, and the OS on it if it is a root.
 #[derive(Debug, Serialize)]
 pub struct FoundFilesystem {
     /// Where it is: `partition 1`, `whole disk`, `LV vg0/root (partition 2)`.
     pub location: String,
+    /// Partition number when the filesystem is a partition itself (not in an LV).
+    pub partition: Option<u32>,
+    #[serde(skip)]
+    pub device: Option<GuestDevice>,
     pub offset: u64,
     pub size: u64,
     pub filesystem: Option<Filesystem>,
@@ -42,9 +61,18 @@ pub struct DiskGuests {
 
 /// Reads the partition table, LVM volumes and filesystems of `source`, without writing.
 pub fn find_guests(source: Arc<dyn DiskSource>) -> Result<DiskGuests, crate::layout::LayoutError> {
-    let layout = read_layout(source.as_ref())?;
-    let mut filesystems = Vec::new();
     let disk: Arc<dyn BlockDevice> = Arc::new(SourceRange::whole(source.clone()));
+    find_guests_on(source.as_ref(), disk)
+}
+
+/// [`find_guests`] with the bytes read through `disk` (the same disk as `source`, e.g. an
+/// [`Overlay`] of it): the [`GuestDevice`]s found are windows of `disk`.
+pub fn find_guests_on(
+    source: &dyn DiskSource,
+    disk: Arc<dyn BlockDevice>,
+) -> Result<DiskGuests, crate::layout::LayoutError> {
+    let layout = read_layout(source)?;
+    let mut filesystems = Vec::new();
     if let Some(fs) = layout.whole_disk_filesystem {
         filesystems.extend(examine(
             &disk,
@@ -55,12 +83,19 @@ pub fn find_guests(source: Arc<dyn DiskSource>) -> Result<DiskGuests, crate::lay
         ));
     }
     for p in &layout.partitions {
-        let Ok(range) = SourceRange::new(source.clone(), p.start, p.size) else {
+        let len = p.size.min(source.size().saturating_sub(p.start));
+        let Ok(range) = Window::new(disk.clone(), p.start, len) else {
             continue;
         };
         let range: Arc<dyn BlockDevice> = Arc::new(range);
         let location = format!("partition {}", p.number);
-        filesystems.extend(examine(&range, location, p.start, p.size, p.filesystem));
+        let found = examine(&range, location, p.start, len, p.filesystem);
+        filesystems.extend(found.into_iter().map(|mut f| {
+            if f.filesystem != Some(Filesystem::LvmPv) && !f.location.starts_with("LV ") {
+                f.partition = Some(p.number);
+            }
+            f
+        }));
     }
     let root = filesystems.iter().position(|f| f.os.is_some());
     Ok(DiskGuests {
@@ -117,10 +152,15 @@ fn examine_pv(range: &Arc<dyn BlockDevice>, location: &str, offset: u64) -> Vec<
 
 /// The filesystem at the start of a range that is not a partition (an LV).
 fn sniff(range: &dyn BlockDevice) -> Option<Filesystem> {
+    classify(&first_bytes(range)?)
+}
+
+/// The bytes filesystem recognition looks at.
+fn first_bytes(range: &dyn BlockDevice) -> Option<Vec<u8>> {
     let n = range.size().min(68 * 1024);
     let mut buf = vec![0u8; usize::try_from(n).unwrap_or(0)];
     range.read_at(&mut buf, 0).ok()?;
-    classify(&buf)
+    Some(buf)
 }
 
 fn inspect_range(
@@ -135,12 +175,15 @@ fn inspect_range(
         Some(Filesystem::Ext2 | Filesystem::Ext3 | Filesystem::Ext4)
     ) {
         let why = fs.map(|f| format!("{} is not inspected (ext2/3/4 only)", f.name()));
+        let uuid = fs.and_then(|f| filesystem_uuid(&first_bytes(range.as_ref())?, f));
         return FoundFilesystem {
             error: why,
+            uuid,
+            device: Some(GuestDevice(range)),
             ..failed(location, offset, size, fs, String::new())
         };
     }
-    let ext = match Ext4Fs::open(range, Access::ReadOnly) {
+    let ext = match Ext4Fs::open(range.clone(), Access::ReadOnly) {
         Ok(ext) => ext,
         Err(e) => return failed(location, offset, size, fs, e.to_string()),
     };
@@ -148,13 +191,18 @@ fn inspect_range(
         Ok(os) => (os, None),
         Err(e) => (None, Some(e.to_string())),
     };
+    let label = Some(ext.label()).filter(|l| !l.is_empty());
+    let uuid = Some(ext.uuid());
+    drop(ext);
     FoundFilesystem {
         location,
+        partition: None,
+        device: Some(GuestDevice(range)),
         offset,
         size,
         filesystem: fs,
-        label: Some(ext.label()).filter(|l| !l.is_empty()),
-        uuid: Some(ext.uuid()),
+        label,
+        uuid,
         os,
         error,
     }
@@ -169,6 +217,8 @@ fn failed(
 ) -> FoundFilesystem {
     FoundFilesystem {
         location,
+        partition: None,
+        device: None,
         offset,
         size,
         filesystem: fs,

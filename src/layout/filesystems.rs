@@ -97,6 +97,40 @@ pub fn classify(buf: &[u8]) -> Option<Filesystem> {
     None
 }
 
+/// The UUID `blkid` reports for a filesystem or swap area (what `UUID=` in fstab matches),
+/// from the same first bytes [`classify`] read; `None` for kinds without one or an all-zero
+/// UUID.
+pub fn filesystem_uuid(buf: &[u8], fs: Filesystem) -> Option<String> {
+    let uuid_at = |off: usize| {
+        let b = buf.get(off..off + 16)?;
+        if b.iter().all(|&x| x == 0) {
+            return None;
+        }
+        let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+        Some(format!(
+            "{}-{}-{}-{}-{}",
+            &hex[..8],
+            &hex[8..12],
+            &hex[12..16],
+            &hex[16..20],
+            &hex[20..]
+        ))
+    };
+    match fs {
+        Filesystem::Ext2 | Filesystem::Ext3 | Filesystem::Ext4 => uuid_at(0x468),
+        Filesystem::Xfs => uuid_at(32),
+        Filesystem::Btrfs => uuid_at(0x10020),
+        // After 1024 bytes of boot block: version, last_page, nr_badpages, then the UUID.
+        Filesystem::Swap => uuid_at(0x40C),
+        Filesystem::Vfat => {
+            let off = if at(buf, 0x52, b"FAT32") { 0x43 } else { 0x27 };
+            let id = le32(buf, off);
+            (id != 0).then(|| format!("{:04X}-{:04X}", id >> 16, id & 0xffff))
+        }
+        _ => None,
+    }
+}
+
 /// ext4 if any ext4-only feature is set, ext3 if it has a journal, else ext2 (blkid's rule).
 fn ext_kind(buf: &[u8]) -> Filesystem {
     const HAS_JOURNAL: u32 = 0x4;
@@ -118,6 +152,25 @@ fn ext_kind(buf: &[u8]) -> Filesystem {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn uuids_read_like_blkid() {
+        let mut b = vec![0u8; 0x11000];
+        b[0x468..0x478].copy_from_slice(&[
+            0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0, 0x01, 0x23, 0x45, 0x67, 0x89, 0xab,
+            0xcd, 0xef,
+        ]);
+        assert_eq!(
+            filesystem_uuid(&b, Filesystem::Ext4).as_deref(),
+            Some("12345678-9abc-def0-0123-456789abcdef")
+        );
+        assert_eq!(filesystem_uuid(&b, Filesystem::Swap), None);
+        b[0x27..0x2b].copy_from_slice(&0x1234_abcd_u32.to_le_bytes());
+        assert_eq!(
+            filesystem_uuid(&b, Filesystem::Vfat).as_deref(),
+            Some("1234-ABCD")
+        );
+    }
 
     #[test]
     fn recognises_magics() {
