@@ -161,7 +161,10 @@ impl Window {
             Some(end) if end <= self.len => Ok(self.offset.saturating_add(off)),
             _ => Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
-                format!("access at {off:#x}+{count:#x} passes the window end {:#x}", self.len),
+                format!(
+                    "access at {off:#x}+{count:#x} passes the window end {:#x}",
+                    self.len
+                ),
             )),
         }
     }

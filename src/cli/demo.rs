@@ -22,6 +22,7 @@ pub fn run(args: &DemoArgs) -> CliResult {
     let report = demo::run(&dir).map_err(|e| {
         let exit = match e {
             DemoError::Verify(_) => Exit::VerifyFailed,
+            DemoError::Fixup(_) => Exit::FixupFailed,
             _ => Exit::OutputFailed,
         };
         Failure::new(exit, e)
@@ -69,6 +70,27 @@ pub fn run(args: &DemoArgs) -> CliResult {
         }
         _ => println!("6. inspected the converted guest: no operating system found"),
     }
-    println!("\nnext: ferry info {}", report.output.display());
+    let f = &report.fixup;
+    println!(
+        "7. fixed it for KVM in place in {:.2} s, without booting it:",
+        f.seconds
+    );
+    for r in &f.fixups {
+        match r.outcome {
+            fixups::fixup::Outcome::Applied => {
+                let paths: Vec<&str> = r.changes.iter().map(|c| c.path.as_str()).collect();
+                println!("     {:<10} {}", r.id, paths.join(", "));
+            }
+            fixups::fixup::Outcome::Skipped => println!(
+                "     {:<10} skipped: {}",
+                r.id,
+                r.reason.as_deref().unwrap_or("")
+            ),
+        }
+    }
+    println!(
+        "\nnext: ferry info {0}; ferry inspect {0}; ferry fixup --dry-run {0}",
+        report.output.display()
+    );
     Ok(())
 }

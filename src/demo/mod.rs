@@ -16,6 +16,7 @@ use converters::qcow2::{Qcow2Sink, Qcow2WriteOptions};
 use converters::verify::{verify, VerifyReport};
 use converters::{Format, OpenOptions};
 
+use crate::guest::{fixup_disk, FixupOptions, FixupRun};
 use crate::layout::{read_layout, DiskLayout};
 
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +29,8 @@ pub enum DemoError {
     Layout(String),
     #[error("verification failed: {0}")]
     Verify(String),
+    #[error("fixup: {0}")]
+    Fixup(String),
 }
 
 #[derive(Debug, Serialize)]
@@ -48,6 +51,8 @@ pub struct DemoReport {
     /// `qemu-img compare` and `check` on the result, when qemu-img is installed.
     pub qemu_img_cross_check: Option<String>,
     pub build_seconds: f64,
+    /// `ferry fixup` of the converted qcow2.
+    pub fixup: FixupRun,
 }
 
 /// Runs the demo in `dir` (created if missing).
@@ -84,6 +89,18 @@ pub fn run(dir: &Path) -> Result<DemoReport, DemoError> {
     )
     .map_err(|e| DemoError::Verify(e.to_string()))?;
     let (guest_os, guest_root) = describe_guest(std::sync::Arc::from(written));
+    // QEMU compares the conversion before the fixups change the guest.
+    let qemu_img_cross_check = qemu_img_cross_check(&vmdk, &output);
+    let fixed = converters::open(&output, Some(Format::Qcow2), &OpenOptions::default())?;
+    let fixup_opts = FixupOptions {
+        target: fixups::fixup::Target::Kvm,
+        dry_run: false,
+        nics: Vec::new(),
+        cancel: None,
+        progress: &|_| {},
+    };
+    let fixup = fixup_disk(&output, std::sync::Arc::from(fixed), &fixup_opts)
+        .map_err(|e| DemoError::Fixup(e.to_string()))?;
     Ok(DemoReport {
         dir: dir.to_path_buf(),
         source: vmdk.clone(),
@@ -93,9 +110,10 @@ pub fn run(dir: &Path) -> Result<DemoReport, DemoError> {
         source_subformat: top.and_then(|l| l.subformat),
         guest_files,
         layout,
-        qemu_img_cross_check: qemu_img_cross_check(&vmdk, &output),
+        qemu_img_cross_check,
         guest_os,
         guest_root,
+        fixup,
         output,
         copy,
         verify,

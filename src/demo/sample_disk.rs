@@ -69,6 +69,20 @@ fn write_tree(tree: &Path) -> io::Result<Vec<String>> {
             "home/demo/README.txt",
             b"This guest was born on VMware and moved to KVM by ferry.\n".to_vec(),
         ),
+        (
+            "etc/network/interfaces",
+            b"auto lo\niface lo inet loopback\n\nauto ens192\niface ens192 inet dhcp\n    hwaddress ether 00:50:56:8a:3c:01\n".to_vec(),
+        ),
+        (
+            "boot/grub/grub.cfg",
+            b"menuentry 'ferry demo' {\n\tlinux /boot/vmlinuz root=/dev/sda1 ro\n}\n".to_vec(),
+        ),
+        (
+            "lib/systemd/system/open-vm-tools.service",
+            b"[Unit]\nDescription=Service for virtual machines hosted on VMware\nConditionVirtualization=vmware\n\n[Install]\nWantedBy=multi-user.target\n".to_vec(),
+        ),
+        ("lib/systemd/systemd-udevd", b"placeholder for the demo\n".to_vec()),
+        ("usr/bin/vmtoolsd", b"placeholder for the demo\n".to_vec()),
         ("var/lib/demo/random.bin", random),
     ];
     let mut names = Vec::new();
@@ -80,6 +94,14 @@ fn write_tree(tree: &Path) -> io::Result<Vec<String>> {
         fs::write(&path, &data)?;
         names.push(format!("/{name}"));
     }
+    // Enabled as on a VMware machine; an absolute guest symlink, never followed on the host.
+    let wants = tree.join("etc/systemd/system/multi-user.target.wants");
+    fs::create_dir_all(&wants)?;
+    std::os::unix::fs::symlink(
+        "/lib/systemd/system/open-vm-tools.service",
+        wants.join("open-vm-tools.service"),
+    )?;
+    names.push("/etc/systemd/system/multi-user.target.wants/open-vm-tools.service".into());
     Ok(names)
 }
 

@@ -3,6 +3,7 @@
 //! logical volume is opened through a byte window of the disk and inspected read-only;
 //! `ferry fixup` then reopens the root read-write on an [`Overlay`] of the same disk.
 
+mod fixup_disk;
 mod overlay;
 mod source_range;
 
@@ -18,6 +19,7 @@ use fixups::inspect::{inspect_filesystem, GuestOs};
 use fixups::blockdev::Window;
 
 use crate::layout::{classify, filesystems::filesystem_uuid, read_layout, DiskLayout, Filesystem};
+pub use fixup_disk::{fixup_disk, Commit, FixupDiskError, FixupOptions, FixupRun};
 pub use overlay::{commit_in_place, Overlay};
 pub use source_range::SourceRange;
 

@@ -198,10 +198,7 @@ impl DiskSource for Overlay {
                 kind: ExtentKind::Data,
             });
         }
-        let next_dirty = dirty
-            .range(chunk..)
-            .next()
-            .map_or(u64::MAX, |c| c * CHUNK);
+        let next_dirty = dirty.range(chunk..).next().map_or(u64::MAX, |c| c * CHUNK);
         drop(dirty);
         let clipped = max_len.min(next_dirty - offset);
         self.base.extent_at(offset, clipped)
@@ -239,7 +236,10 @@ mod tests {
         std::fs::write(tmp.path(), data).unwrap();
         let opts = converters::OpenOptions::default();
         let base = converters::open(tmp.path(), Some(converters::Format::Raw), &opts).unwrap();
-        (Overlay::new(Arc::from(base), &std::env::temp_dir()).unwrap(), tmp)
+        (
+            Overlay::new(Arc::from(base), &std::env::temp_dir()).unwrap(),
+            tmp,
+        )
     }
 
     #[test]
@@ -261,7 +261,10 @@ mod tests {
         assert_eq!(ov.dirty_chunks(), [1, 2, 5]);
         assert_eq!(ov.dirty_bytes(), 2 * CHUNK + 100);
         let e = ov.extent_at(CHUNK + 7, u64::MAX).unwrap();
-        assert_eq!((e.offset, e.len, e.kind), (CHUNK + 7, 2 * CHUNK - 7, ExtentKind::Data));
+        assert_eq!(
+            (e.offset, e.len, e.kind),
+            (CHUNK + 7, 2 * CHUNK - 7, ExtentKind::Data)
+        );
         let e = ov.extent_at(0, u64::MAX).unwrap();
         assert!(e.end() <= CHUNK, "{e:?}");
         assert!(ov.write_at(&[1], size as u64).is_err());

@@ -11,6 +11,7 @@ mod cli;
 mod convert_formats;
 mod corpus;
 mod demo;
+mod fixup;
 mod guest;
 mod guest_images;
 mod inspect;

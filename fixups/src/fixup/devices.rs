@@ -22,6 +22,9 @@ use super::{Change, DiskPartition, FixupError, GuestContext, GuestFixup, Plan};
 
 pub struct DeviceNames;
 
+/// A rewrite of one configuration file's text.
+type Rewrite = fn(&Names<'_>, &str) -> String;
+
 /// Largest configuration file this fixup edits; real ones are a few KiB.
 const MAX_FILE: u64 = 1 << 20;
 /// `grubenv` is a fixed-size block padded with `#`.
@@ -42,7 +45,7 @@ impl GuestFixup for DeviceNames {
             uuid_on_cmdline: !ctx.os.kernels.is_empty()
                 && ctx.os.kernels.iter().all(|k| k.initramfs.is_some()),
         };
-        let mut edits: Vec<(String, fn(&Names<'_>, &str) -> String)> = vec![
+        let mut edits: Vec<(String, Rewrite)> = vec![
             ("/etc/fstab".into(), fix_fstab),
             ("/etc/crypttab".into(), fix_crypttab),
             ("/etc/default/grub".into(), fix_default_grub),
@@ -311,13 +314,11 @@ fn fix_grub_cfg(names: &Names<'_>, text: &str) -> String {
 }
 
 fn fix_default_grub(names: &Names<'_>, text: &str) -> String {
-    map_lines(text, |line| {
-        match line.split_once('=') {
-            Some((var, value)) if var.trim_start().starts_with("GRUB_CMDLINE_LINUX") => {
-                format!("{var}={}", names.fix_params(value))
-            }
-            _ => line.to_string(),
+    map_lines(text, |line| match line.split_once('=') {
+        Some((var, value)) if var.trim_start().starts_with("GRUB_CMDLINE_LINUX") => {
+            format!("{var}={}", names.fix_params(value))
         }
+        _ => line.to_string(),
     })
 }
 

@@ -1,0 +1,107 @@
+#!/usr/bin/env python3
+"""`ferry fixup` on the issue-3 test guests (VMware-style and Xen-style Debian), in one run:
+wall time on a raw disk (written in place) and on a qcow2 (rewritten), median over several
+runs on fresh copies, and — where virt-v2v is installed — `virt-v2v -i disk` on the same raw
+source with the ratio ferry/virt-v2v. Goal: ferry fixup under 5 s.
+
+Usage: bench/fixup.py [--runs N] [--work DIR]
+The guests come from the e2e test cache (target/guest-cache, built by
+`cargo test --release --test e2e guest_images`); they are never modified.
+"""
+import argparse
+import glob
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FERRY = os.path.join(ROOT, "target", "release", "ferry")
+CACHE = os.path.join(ROOT, "target", "guest-cache")
+
+
+def timed(cmd):
+    start = time.monotonic()
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    elapsed = time.monotonic() - start
+    if proc.returncode != 0:
+        sys.exit(f"failed: {' '.join(cmd)}\n{proc.stderr.decode(errors='replace')}")
+    return elapsed, proc.stdout.decode(errors="replace")
+
+
+def fresh_copy(src, dst, fmt):
+    if os.path.exists(dst):
+        os.remove(dst)
+    if fmt == "raw":
+        subprocess.check_call(["cp", "--sparse=always", src, dst])
+    else:
+        subprocess.check_call([FERRY, "convert", "-f", "raw", src, dst], stdout=subprocess.DEVNULL)
+
+
+def bench_ferry(guest, work, fmt, runs):
+    times, applied = [], None
+    disk = os.path.join(work, f"fixup.{fmt}")
+    for _ in range(runs):
+        fresh_copy(guest, disk, fmt)
+        subprocess.run(["sync"])
+        t, out = timed([FERRY, "fixup", "--json", "-f", fmt, disk])
+        times.append(t)
+        report = json.loads(out)
+        applied = [f["id"] for f in report["fixups"] if f["outcome"] == "applied"]
+    os.remove(disk)
+    return statistics.median(times), applied
+
+
+def bench_virt_v2v(guest, work):
+    if shutil.which("virt-v2v") is None:
+        return None
+    out = os.path.join(work, "v2v-out")
+    shutil.rmtree(out, ignore_errors=True)
+    os.makedirs(out)
+    env = dict(os.environ, LIBGUESTFS_BACKEND="direct")
+    start = time.monotonic()
+    proc = subprocess.run(
+        ["virt-v2v", "-i", "disk", guest, "-o", "local", "-os", out, "-of", "raw"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    elapsed = time.monotonic() - start
+    shutil.rmtree(out, ignore_errors=True)
+    if proc.returncode != 0:
+        tail = proc.stderr.decode(errors="replace").strip().splitlines()[-1:]
+        print(f"  virt-v2v failed: {' '.join(tail)}")
+        return None
+    return elapsed
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--work", default=os.path.join(ROOT, "target", "bench", "fixup"))
+    args = ap.parse_args()
+    if not os.path.exists(FERRY):
+        subprocess.check_call(["cargo", "build", "--release"], cwd=ROOT)
+    guests = sorted(glob.glob(os.path.join(CACHE, "*.raw")))
+    if not guests:
+        sys.exit("no test guests in target/guest-cache: run "
+                 "`cargo test --release --test e2e guest_images` first")
+    os.makedirs(args.work, exist_ok=True)
+    print(f"{'guest':<28} {'raw s':>7} {'qcow2 s':>8} {'virt-v2v s':>11} {'ratio':>7}  fixups applied")
+    for guest in guests:
+        name = os.path.basename(guest).rsplit(".", 1)[0]
+        raw_s, applied = bench_ferry(guest, args.work, "raw", args.runs)
+        qcow_s, _ = bench_ferry(guest, args.work, "qcow2", args.runs)
+        v2v = bench_virt_v2v(guest, args.work)
+        v2v_s = f"{v2v:.1f}" if v2v else "n/a"
+        ratio = f"{raw_s / v2v:.3f}" if v2v else "n/a"
+        print(f"{name:<28} {raw_s:>7.2f} {qcow_s:>8.2f} {v2v_s:>11} {ratio:>7}  {','.join(applied)}")
+        for t in (raw_s, qcow_s):
+            if t >= 5.0:
+                print(f"  over the 5 s goal: {t:.2f} s")
+    if shutil.which("virt-v2v") is None:
+        print("virt-v2v is not installed here: no ratio (apt-get install virt-v2v)")
+
+
+if __name__ == "__main__":
+    main()

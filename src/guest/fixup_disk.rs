@@ -1,0 +1,235 @@
+//! Fixing a whole disk: find the guest's root, run the fixups on an [`Overlay`], commit.
+//!
+//! The source is opened read-only and every fixup writes into the overlay; only when all
+//! of them succeeded is the overlay committed — written back in place into a raw disk, or
+//! merged with the image into a new qcow2 renamed over the old one. A dry run runs the same
+//! fixups on the overlay and drops it, so the diffs it reports are exactly what a real run
+//! writes. Used by `ferry fixup`, `ferry demo` and later `ferry v2v`.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use converters::copy::{copy_disk, CopyOptions};
+use converters::qcow2::{Qcow2Sink, Qcow2WriteOptions};
+use converters::DiskSource;
+use fixups::fixup::{run_fixups, DiskPartition, FixupReport, Outcome, Target, TargetNic};
+use fixups::guestfs::ext4::{Access, Ext4Fs};
+
+use super::{commit_in_place, find_guests_on, Overlay};
+
+/// How the overlay reaches the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Commit {
+    /// Dry run, or nothing changed: dropped.
+    None,
+    /// Changed chunks written back into the raw file or block device.
+    InPlace,
+    /// The qcow2 rewritten with the changes and renamed over the original.
+    Qcow2Rewrite,
+}
+
+/// What a fixup run did, for reports and `--json`.
+#[derive(Debug, Serialize)]
+pub struct FixupRun {
+    pub disk: String,
+    pub format: String,
+    pub target: Target,
+    pub dry_run: bool,
+    /// Where the root filesystem is (`partition 1`, `LV vg0/root (partition 2)`).
+    pub root: String,
+    pub os: Option<String>,
+    pub fixups: Vec<FixupReport>,
+    pub commit: Commit,
+    /// Guest bytes changed (whole 64 KiB chunks).
+    pub changed_bytes: u64,
+    pub seconds: f64,
+}
+
+/// Why a disk could not be fixed; the disk is unchanged unless the variant says otherwise.
+#[derive(Debug, thiserror::Error)]
+pub enum FixupDiskError {
+    /// Unreadable disk, unsupported format, no Linux root.
+    #[error("{0}")]
+    BadInput(String),
+    /// A fixup failed; nothing was written.
+    #[error("{0}")]
+    FixupFailed(String),
+    /// Writing the result failed (a raw disk may be partly written).
+    #[error("{0}")]
+    WriteFailed(String),
+    #[error("{0}")]
+    Interrupted(String),
+}
+
+/// How to fix.
+pub struct FixupOptions<'a> {
+    pub target: Target,
+    pub dry_run: bool,
+    /// NICs the guest will have (MACs), when known.
+    pub nics: Vec<TargetNic>,
+    /// Set by a Ctrl-C handler to stop a qcow2 rewrite.
+    pub cancel: Option<Arc<AtomicBool>>,
+    /// Called with guest bytes done during a qcow2 rewrite.
+    pub progress: &'a (dyn Fn(u64) + Sync),
+}
+
+/// Fixes the Linux guest on `disk`, opened as `source` (its top layer must be raw or qcow2
+/// without backing file unless `dry_run`).
+pub fn fixup_disk(
+    disk: &Path,
+    source: Arc<dyn DiskSource>,
+    opts: &FixupOptions<'_>,
+) -> Result<FixupRun, FixupDiskError> {
+    let started = Instant::now();
+    let name = disk.display();
+    let bad = |msg: String| FixupDiskError::BadInput(msg);
+    let layers = source.layers();
+    let format = layers.first().map_or("unknown", |l| l.format.as_str());
+    let commit = match (opts.dry_run, format, layers.len()) {
+        (true, _, _) => Commit::None,
+        (false, "raw", 1) => Commit::InPlace,
+        (false, "qcow2", 1) => Commit::Qcow2Rewrite,
+        (false, "qcow2", _) => {
+            return Err(bad(format!(
+                "{name}: qcow2 with a backing file: ferry fixup writes a standalone disk; \
+                 flatten it first (ferry convert --follow-backing)"
+            )))
+        }
+        (false, other, _) => {
+            return Err(bad(format!(
+                "{name}: ferry fixup writes raw and qcow2 disks, this is {other}; convert it \
+                 first (ferry convert), or look with --dry-run"
+            )))
+        }
+    };
+    let format = format.to_string();
+    let overlay = Arc::new(
+        Overlay::new(source.clone(), &scratch_dir(disk))
+            .map_err(|e| FixupDiskError::WriteFailed(format!("{name}: overlay: {e}")))?,
+    );
+    let guests = find_guests_on(overlay.as_ref(), overlay.clone())
+        .map_err(|e| bad(format!("{name}: {e}")))?;
+    let Some(root) = guests.root.map(|i| &guests.filesystems[i]) else {
+        return Err(bad(format!(
+            "{name}: no Linux root filesystem found (`ferry inspect {name}` shows what is there)"
+        )));
+    };
+    let device = root
+        .device
+        .clone()
+        .ok_or_else(|| bad(format!("{name}: root filesystem cannot be reopened")))?;
+    let partitions: Vec<DiskPartition> = guests
+        .filesystems
+        .iter()
+        .filter_map(|f| {
+            Some(DiskPartition {
+                number: f.partition?,
+                uuid: f.uuid.clone(),
+                kind: f.filesystem.map(|k| k.name().to_string()),
+            })
+        })
+        .collect();
+    let failed = |what: String| {
+        FixupDiskError::FixupFailed(format!(
+            "{name}: {}: {what}; the disk was not changed",
+            root.location
+        ))
+    };
+    let fs = Ext4Fs::open(device.0, Access::ReadWrite)
+        .map_err(|e| bad(format!("{name}: {}: {e}", root.location)))?;
+    let reports = run_fixups(&fs, &partitions, &opts.nics, opts.target, true)
+        .map_err(|e| failed(e.to_string()))?;
+    fs.close()
+        .map_err(|e| failed(format!("closing the filesystem: {e}")))?;
+    let any_change = reports.iter().any(|r| r.outcome == Outcome::Applied);
+    let commit = if any_change { commit } else { Commit::None };
+    match commit {
+        Commit::None => {}
+        Commit::InPlace => {
+            commit_in_place(&overlay, disk).map_err(|e| {
+                FixupDiskError::WriteFailed(format!("{name}: writing the fixed blocks: {e}"))
+            })?;
+        }
+        Commit::Qcow2Rewrite => rewrite_qcow2(disk, &overlay, opts)?,
+    }
+    Ok(FixupRun {
+        disk: name.to_string(),
+        format,
+        target: opts.target,
+        dry_run: opts.dry_run,
+        root: root.location.clone(),
+        os: root
+            .os
+            .as_ref()
+            .map(|o| o.os.pretty_name.clone().unwrap_or_else(|| o.os.id.clone())),
+        changed_bytes: if any_change { overlay.dirty_bytes() } else { 0 },
+        fixups: reports,
+        commit,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Where the overlay's temporary file goes: next to an image file (same filesystem, room
+/// for it), the system temp dir for a block device.
+fn scratch_dir(disk: &Path) -> PathBuf {
+    let is_file = std::fs::metadata(disk).is_ok_and(|m| m.is_file());
+    match disk.parent() {
+        Some(parent) if is_file && !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ if is_file => PathBuf::from("."),
+        _ => std::env::temp_dir(),
+    }
+}
+
+/// qcow2 `cluster_bits` (header offset 20), to keep the image's cluster size.
+fn qcow2_cluster_size(disk: &Path) -> Option<u64> {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::File::open(disk).ok()?;
+    let mut bits = [0u8; 4];
+    file.read_exact_at(&mut bits, 20).ok()?;
+    let bits = u32::from_be_bytes(bits);
+    (9..=21).contains(&bits).then(|| 1u64 << bits)
+}
+
+/// Writes image + overlay as a new qcow2 beside `disk` and renames it over `disk`, keeping
+/// the original's permissions and, when allowed, its owner (libvirt's `qemu` user).
+fn rewrite_qcow2(
+    disk: &Path,
+    overlay: &Overlay,
+    opts: &FixupOptions<'_>,
+) -> Result<(), FixupDiskError> {
+    use std::os::unix::fs::MetadataExt;
+    let name = disk.display();
+    let write_failed = |e: String| FixupDiskError::WriteFailed(format!("{name}: {e}"));
+    let meta = std::fs::metadata(disk).map_err(|e| write_failed(e.to_string()))?;
+    let write_opts = Qcow2WriteOptions {
+        cluster_size: qcow2_cluster_size(disk).unwrap_or(65536),
+        ..Qcow2WriteOptions::default()
+    };
+    let size = DiskSource::size(overlay);
+    let sink =
+        Qcow2Sink::create(disk, size, write_opts).map_err(|e| write_failed(e.to_string()))?;
+    let copy = CopyOptions {
+        cancel: opts.cancel.clone(),
+        ..CopyOptions::default()
+    };
+    copy_disk(overlay, Box::new(sink), &copy, opts.progress).map_err(|e| {
+        let cancelled = opts
+            .cancel
+            .as_ref()
+            .is_some_and(|c| c.load(std::sync::atomic::Ordering::SeqCst));
+        if cancelled {
+            FixupDiskError::Interrupted(format!("interrupted; {name} was not changed"))
+        } else {
+            write_failed(format!("{e}; the disk was not changed"))
+        }
+    })?;
+    std::fs::set_permissions(disk, meta.permissions()).map_err(|e| write_failed(e.to_string()))?;
+    // Only root may give a file away; as another user the new image is simply ours.
+    let _ = std::os::unix::fs::chown(disk, Some(meta.uid()), Some(meta.gid()));
+    Ok(())
+}
