@@ -17,7 +17,7 @@
 
 use crate::guestfs::GuestPath;
 
-use super::apply::read_if_file;
+use super::guestio;
 use super::{Change, DiskPartition, FixupError, GuestContext, GuestFixup, Plan};
 
 pub struct DeviceNames;
@@ -25,8 +25,6 @@ pub struct DeviceNames;
 /// A rewrite of one configuration file's text.
 type Rewrite = fn(&Names<'_>, &str) -> String;
 
-/// Largest configuration file this fixup edits; real ones are a few KiB.
-const MAX_FILE: u64 = 1 << 20;
 /// `grubenv` is a fixed-size block padded with `#`.
 const GRUBENV_SIZE: usize = 1024;
 
@@ -63,7 +61,7 @@ impl GuestFixup for DeviceNames {
         let mut changes = Vec::new();
         for (path, fix) in edits {
             let path = GuestPath::new(&path)?;
-            let Some(before) = read_config(ctx, &path)? else {
+            let Some(before) = read_text_config(ctx, &path)? else {
                 continue;
             };
             let text = String::from_utf8_lossy(&before);
@@ -80,17 +78,13 @@ impl GuestFixup for DeviceNames {
     }
 }
 
-/// A regular file's bytes, `None` when absent or too large to be configuration.
-fn read_config(ctx: &GuestContext<'_>, path: &GuestPath) -> Result<Option<Vec<u8>>, FixupError> {
-    if !ctx.fs.exists(path)? {
-        return Ok(None);
-    }
-    let meta = ctx.fs.metadata(path)?;
-    if meta.kind != crate::guestfs::FileKind::File || meta.size > MAX_FILE {
-        return Ok(None);
-    }
-    let bytes = read_if_file(ctx.fs, path)?;
-    // Lossy decoding would rewrite invalid bytes; leave such files alone.
+/// A configuration file's bytes, `None` when absent, unusable or not UTF-8 (lossy
+/// decoding would rewrite the invalid bytes).
+fn read_text_config(
+    ctx: &GuestContext<'_>,
+    path: &GuestPath,
+) -> Result<Option<Vec<u8>>, FixupError> {
+    let bytes = guestio::read_config(ctx.fs, path)?;
     Ok(bytes.filter(|b| std::str::from_utf8(b).is_ok()))
 }
 

@@ -17,6 +17,7 @@ pub mod apply;
 pub mod consoles;
 pub mod devices;
 pub mod diff;
+pub(crate) mod guestio;
 pub mod initramfs;
 pub mod network;
 pub mod tools;

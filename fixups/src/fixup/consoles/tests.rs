@@ -1,7 +1,7 @@
 //! The consoles fixup on `MemFs` guests: Debian on Xen (grub.cfg, /etc/default/grub, an
 //! enabled `serial-getty@hvc0`), an old Xen guest with inittab, RHEL with BLS and grubenv.
 
-use super::super::network::guestio::testing::{change_at, fix, p, plan, text};
+use super::super::guestio::testing::{change_at, fix, p, plan, text};
 use super::*;
 use crate::guestfs::memfs::MemFs;
 use crate::guestfs::GuestFs;

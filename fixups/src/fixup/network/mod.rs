@@ -32,7 +32,6 @@
 //! when nothing at all can be pinned). A name whose MAC is already pinned to another
 //! name is listed the same way: one NIC cannot have two names.
 
-pub(super) mod guestio;
 mod udev;
 
 #[cfg(test)]
@@ -42,8 +41,8 @@ use crate::guestfs::{GuestFs, GuestPath};
 use crate::inspect::read::{normalize_mac, unquote};
 use crate::inspect::{NetStyle, Reader};
 
-use self::guestio::{disable_line, entry, gpath, lines, read_config, write_change, Entry};
 use self::udev::Pin;
+use super::guestio::{disable_line, entry, gpath, lines, read_config, write_change, Entry};
 use super::{Change, FixupError, GuestContext, GuestFixup, Plan};
 
 pub struct Network;

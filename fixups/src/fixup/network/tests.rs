@@ -2,7 +2,7 @@
 //! (`ens192` with `hwaddress`) and Debian on Xen (`eth0`, pinned by
 //! `70-persistent-net.rules`).
 
-use super::guestio::testing::{change_at, changes, fix, p, plan, text};
+use super::super::guestio::testing::{change_at, changes, fix, p, plan, text};
 use super::*;
 use crate::fixup::{apply, Plan};
 use crate::guestfs::memfs::MemFs;

@@ -26,7 +26,7 @@ mod tests;
 use crate::guestfs::{FileKind, GuestFs, GuestPath};
 use crate::inspect::Reader;
 
-use super::network::guestio::{
+use super::guestio::{
     disable_line, gpath, is_comment_or_blank, lines, link_target, lstat_kind, read_config,
     resolved, split_eol, stat_kind, write_change,
 };

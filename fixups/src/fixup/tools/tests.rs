@@ -2,7 +2,7 @@
 //! Debian on Xen with xe-guest-utilities and PV modules, VMware's own installer on
 //! systemd and on RHEL 6's SysV init.
 
-use super::super::network::guestio::testing::{fix, p, plan, text};
+use super::super::guestio::testing::{fix, p, plan, text};
 use super::*;
 use crate::guestfs::memfs::MemFs;
 use crate::guestfs::GuestFs;

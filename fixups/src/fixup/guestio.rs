@@ -6,14 +6,11 @@
 //! symlink loop or a dangling link, a huge file) is reported as [`Entry::Unusable`], so
 //! a fixup leaves it alone instead of failing the whole run. Only I/O errors and
 //! filesystem corruption are errors.
-//!
-//! It lives here only because the fixups may not add files next to `fixup/mod.rs` yet;
-//! it belongs in `fixup/` beside `apply.rs`.
 
 use crate::guestfs::{FileKind, GuestFs, GuestFsError, GuestPath};
 use crate::inspect::read::MAX_CONFIG_BYTES;
 
-use super::super::{Change, FixupError};
+use super::{Change, FixupError};
 
 /// What a guest path holds, as far as editing it goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -204,7 +201,7 @@ pub(in crate::fixup) fn disable_line(line: &[u8]) -> Vec<u8> {
 pub(in crate::fixup) mod testing {
     //! Helpers of the fixups' unit tests: plan on a `MemFs` guest, apply, plan again.
 
-    use super::super::super::{apply, Change, GuestContext, GuestFixup, Plan, Target, TargetNic};
+    use super::super::{apply, Change, GuestContext, GuestFixup, Plan, Target, TargetNic};
     use crate::guestfs::memfs::MemFs;
     use crate::guestfs::{GuestFs, GuestPath};
     use crate::inspect::inspect_filesystem;
