@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::guest::{self, BootHw, BootOutcome, DiskBus, GuestSpec, Nic};
+use crate::guest::{self, BootHw, DiskBus, GuestSpec, Nic};
 use crate::util::*;
 
 /// A boot to the marker takes 40–90 s under TCG alone; other tests share the two cores.
@@ -23,17 +23,6 @@ fn virtio(mac: &str) -> BootHw {
         mac: mac.to_owned(),
         pcie_slot: None,
     }
-}
-
-fn tail(out: &BootOutcome) -> String {
-    let lines: Vec<&str> = out.serial_log.lines().collect();
-    let from = lines.len().saturating_sub(40);
-    format!(
-        "after {:?} (timed out: {}):\n{}",
-        out.elapsed,
-        out.timed_out,
-        lines[from..].join("\n")
-    )
 }
 
 fn json_of(out: &std::process::Output) -> serde_json::Value {
@@ -145,7 +134,7 @@ fn vmware_guest_from_vmdk_boots_on_virtio_after_fixup() {
     let line = out
         .marker_line
         .as_deref()
-        .unwrap_or_else(|| panic!("no marker {}", tail(&out)));
+        .unwrap_or_else(|| panic!("no marker {}", out.tail()));
     assert!(out.root_rw(), "root not read-write: {line}");
     assert!(line.contains(&format!("kernel={}", g.kernel)), "{line}");
     assert_eq!(out.ipv4_on("ens192"), Some("10.0.2.15/24"), "{line}");
@@ -171,7 +160,7 @@ fn xen_guest_from_raw_boots_on_virtio_after_fixup() {
     let line = out
         .marker_line
         .as_deref()
-        .unwrap_or_else(|| panic!("no marker {}", tail(&out)));
+        .unwrap_or_else(|| panic!("no marker {}", out.tail()));
     assert!(out.root_rw(), "root not read-write: {line}");
     assert_eq!(out.ipv4_on("eth0"), Some("10.0.2.15/24"), "{line}");
     eprintln!("fixed xen guest on virtio: marker after {:?}", out.elapsed);

@@ -4,7 +4,7 @@
 //! Xen-style guest shows nothing on the serial port (console `hvc0`, root `/dev/xvda1`).
 //! Once ferry's fixups exist, the same guests must boot on virtio after `ferry fixup`.
 
-use crate::guest::{self, BootHw, BootOutcome, DiskBus, GuestSpec, Nic};
+use crate::guest::{self, BootHw, DiskBus, GuestSpec, Nic};
 use std::time::Duration;
 
 /// A boot to the marker takes 40–90 s under TCG alone; other tests share the two cores.
@@ -21,18 +21,6 @@ fn hw(bus: DiskBus, nic: Nic, mac: &str, pcie_slot: Option<u16>) -> BootHw {
     }
 }
 
-/// The end of the serial log, for assertion messages.
-fn tail(out: &BootOutcome) -> String {
-    let lines: Vec<&str> = out.serial_log.lines().collect();
-    let from = lines.len().saturating_sub(40);
-    format!(
-        "after {:?} (timed out: {}):\n{}",
-        out.elapsed,
-        out.timed_out,
-        lines[from..].join("\n")
-    )
-}
-
 #[test]
 fn vmware_guest_boots_on_sata_with_ens192_configured() {
     let Some(g) = guest::build(&GuestSpec::vmware()) else {
@@ -43,7 +31,7 @@ fn vmware_guest_boots_on_sata_with_ens192_configured() {
     let line = out
         .marker_line
         .as_deref()
-        .unwrap_or_else(|| panic!("no marker {}", tail(&out)));
+        .unwrap_or_else(|| panic!("no marker {}", out.tail()));
     assert!(out.root_rw(), "root not read-write: {line}");
     assert!(line.contains(&format!("kernel={}", g.kernel)), "{line}");
     assert_eq!(out.ipv4_on("ens192"), Some("10.0.2.15/24"), "{line}");
@@ -57,11 +45,11 @@ fn vmware_guest_does_not_boot_from_virtio_blk() {
     };
     let virtio = hw(DiskBus::Virtio, Nic::Virtio, &g.spec.mac, None);
     let out = guest::boot(&g.disk, "raw", &virtio, BOOT_TIMEOUT);
-    assert!(out.marker_line.is_none(), "booted on virtio {}", tail(&out));
+    assert!(out.marker_line.is_none(), "booted on virtio {}", out.tail());
     assert!(
         out.serial_log.contains("/dev/sda1 does not exist"),
         "not stopped for want of its root device {}",
-        tail(&out)
+        out.tail()
     );
     eprintln!("vmware guest on virtio: gave up after {:?}", out.elapsed);
 }
@@ -73,11 +61,11 @@ fn xen_guest_prints_nothing_on_ttys0() {
     };
     let virtio = hw(DiskBus::Virtio, Nic::Virtio, &g.spec.mac, None);
     let out = guest::boot(&g.disk, "raw", &virtio, SILENCE);
-    assert!(out.marker_line.is_none(), "booted {}", tail(&out));
-    assert!(out.timed_out, "qemu stopped early {}", tail(&out));
+    assert!(out.marker_line.is_none(), "booted {}", out.tail());
+    assert!(out.timed_out, "qemu stopped early {}", out.tail());
     assert!(
         !out.serial_log.contains("Linux version"),
         "kernel printed on ttyS0 {}",
-        tail(&out)
+        out.tail()
     );
 }

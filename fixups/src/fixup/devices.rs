@@ -17,6 +17,7 @@
 
 use crate::guestfs::GuestPath;
 
+use super::cmdline::{plan_cmdline_edits, replace_words};
 use super::guestio;
 use super::{Change, DiskPartition, FixupError, GuestContext, GuestFixup, Plan};
 
@@ -24,9 +25,6 @@ pub struct DeviceNames;
 
 /// A rewrite of one configuration file's text.
 type Rewrite = fn(&Names<'_>, &str) -> String;
-
-/// `grubenv` is a fixed-size block padded with `#`.
-const GRUBENV_SIZE: usize = 1024;
 
 impl GuestFixup for DeviceNames {
     fn id(&self) -> &'static str {
@@ -43,24 +41,14 @@ impl GuestFixup for DeviceNames {
             uuid_on_cmdline: !ctx.os.kernels.is_empty()
                 && ctx.os.kernels.iter().all(|k| k.initramfs.is_some()),
         };
-        let mut edits: Vec<(String, Rewrite)> = vec![
-            ("/etc/fstab".into(), fix_fstab),
-            ("/etc/crypttab".into(), fix_crypttab),
-            ("/etc/default/grub".into(), fix_default_grub),
-            ("/etc/initramfs-tools/conf.d/resume".into(), fix_resume_conf),
+        let mut changes = plan_cmdline_edits(ctx.fs, ctx.os, &|args| names.fix_device_args(args))?;
+        let edits: [(&str, Rewrite); 3] = [
+            ("/etc/fstab", fix_fstab),
+            ("/etc/crypttab", fix_crypttab),
+            ("/etc/initramfs-tools/conf.d/resume", fix_resume_conf),
         ];
-        if let Some(boot) = &ctx.os.bootloader {
-            edits.push((boot.config.clone(), fix_grub_cfg));
-        }
-        for env in ["/boot/grub/grubenv", "/boot/grub2/grubenv"] {
-            edits.push((env.into(), fix_grubenv));
-        }
-        for entry in bls_entries(ctx)? {
-            edits.push((entry, fix_bls_entry));
-        }
-        let mut changes = Vec::new();
         for (path, fix) in edits {
-            let path = GuestPath::new(&path)?;
+            let path = GuestPath::new(path)?;
             let Some(before) = read_text_config(ctx, &path)? else {
                 continue;
             };
@@ -86,21 +74,6 @@ fn read_text_config(
 ) -> Result<Option<Vec<u8>>, FixupError> {
     let bytes = guestio::read_config(ctx.fs, path)?;
     Ok(bytes.filter(|b| std::str::from_utf8(b).is_ok()))
-}
-
-fn bls_entries(ctx: &GuestContext<'_>) -> Result<Vec<String>, FixupError> {
-    let dir = GuestPath::new("/boot/loader/entries")?;
-    if !ctx.fs.exists(&dir)? {
-        return Ok(Vec::new());
-    }
-    Ok(ctx
-        .fs
-        .read_dir(&dir)?
-        .into_iter()
-        .filter_map(|e| String::from_utf8(e.name).ok())
-        .filter(|n| n.ends_with(".conf"))
-        .map(|n| format!("/boot/loader/entries/{n}"))
-        .collect())
 }
 
 /// How device names are rewritten for this guest.
@@ -142,24 +115,17 @@ impl Names<'_> {
             .and_then(|p| p.uuid.as_deref())
     }
 
-    /// A `key=value` word of a command line with its device value replaced; quotes around
-    /// the word (as in `GRUB_CMDLINE_LINUX="root=/dev/sda1"`) are kept.
-    fn fix_param_word(&self, word: &str) -> Option<String> {
-        let body_start = word.find(|c| c != '"' && c != '\'')?;
-        let (lead, rest) = word.split_at(body_start);
-        let body_end = rest.trim_end_matches(['"', '\'']).len();
-        let (body, trail) = rest.split_at(body_end);
-        let (key, value) = body.split_once('=')?;
-        if !matches!(key, "root" | "resume") {
-            return None;
-        }
-        let new = self.replace(value, self.uuid_on_cmdline)?;
-        Some(format!("{lead}{key}={new}{trail}"))
-    }
-
-    /// Every `root=`/`resume=` word of `text` fixed, whitespace kept.
-    fn fix_params(&self, text: &str) -> String {
-        map_words(text, |w| self.fix_param_word(w))
+    /// Command line arguments with the devices of `root=` and `resume=` replaced.
+    fn fix_device_args(&self, args: &[u8]) -> Option<Vec<u8>> {
+        replace_words(args, |word| {
+            let word = std::str::from_utf8(word).ok()?;
+            let (key, value) = word.split_once('=')?;
+            if !matches!(key, "root" | "resume") {
+                return None;
+            }
+            let new = self.replace(value, self.uuid_on_cmdline)?;
+            Some(format!("{key}={new}").into_bytes())
+        })
     }
 }
 
@@ -296,53 +262,6 @@ fn fix_crypttab(names: &Names<'_>, text: &str) -> String {
     fix_field(names, text, 1, true)
 }
 
-fn fix_grub_cfg(names: &Names<'_>, text: &str) -> String {
-    map_lines(text, |line| {
-        let first = line.split_whitespace().next().unwrap_or("");
-        if matches!(first, "linux" | "linux16" | "linuxefi") {
-            names.fix_params(line)
-        } else {
-            line.to_string()
-        }
-    })
-}
-
-fn fix_default_grub(names: &Names<'_>, text: &str) -> String {
-    map_lines(text, |line| match line.split_once('=') {
-        Some((var, value)) if var.trim_start().starts_with("GRUB_CMDLINE_LINUX") => {
-            format!("{var}={}", names.fix_params(value))
-        }
-        _ => line.to_string(),
-    })
-}
-
-fn fix_bls_entry(names: &Names<'_>, text: &str) -> String {
-    map_lines(text, |line| {
-        if line.trim_start().starts_with("options") {
-            names.fix_params(line)
-        } else {
-            line.to_string()
-        }
-    })
-}
-
-/// `kernelopts=` inside grubenv, whose 1024-byte size is kept by adjusting its `#` padding.
-fn fix_grubenv(names: &Names<'_>, text: &str) -> String {
-    let fixed = map_lines(text, |line| match line.strip_prefix("kernelopts=") {
-        Some(opts) => format!("kernelopts={}", names.fix_params(opts)),
-        None => line.to_string(),
-    });
-    if fixed == text || text.len() != GRUBENV_SIZE {
-        return fixed;
-    }
-    let body = fixed.trim_end_matches('#');
-    if body.len() > GRUBENV_SIZE {
-        // No room in the block: leave grubenv as it was rather than corrupt it.
-        return text.to_string();
-    }
-    format!("{body}{}", "#".repeat(GRUBENV_SIZE - body.len()))
-}
-
 /// initramfs-tools' `RESUME=/dev/sda2`.
 fn fix_resume_conf(names: &Names<'_>, text: &str) -> String {
     map_lines(text, |line| {
@@ -440,25 +359,28 @@ mod tests {
     fn command_lines_keep_everything_else() {
         let p = parts();
         let n = names(&p);
-        let cfg = "set root='hd0,msdos1'\n\tlinux\t/boot/vmlinuz-6.1 root=/dev/xvda1 ro resume=/dev/xvda2 console=hvc0\n\tinitrd /boot/initrd.img\n";
+        let fix = |args: &str| {
+            n.fix_device_args(args.as_bytes())
+                .map(|b| String::from_utf8(b).unwrap())
+        };
         assert_eq!(
-            fix_grub_cfg(&n, cfg),
-            "set root='hd0,msdos1'\n\tlinux\t/boot/vmlinuz-6.1 root=UUID=1111-aaaa ro resume=UUID=2222-bbbb console=hvc0\n\tinitrd /boot/initrd.img\n"
+            fix("/boot/vmlinuz-6.1 root=/dev/xvda1 ro resume=/dev/xvda2 console=hvc0").as_deref(),
+            Some("/boot/vmlinuz-6.1 root=UUID=1111-aaaa ro resume=UUID=2222-bbbb console=hvc0")
         );
         assert_eq!(
-            fix_default_grub(
-                &n,
-                "GRUB_CMDLINE_LINUX=\"resume=/dev/sda2\"\nGRUB_DEFAULT=0\n"
-            ),
-            "GRUB_CMDLINE_LINUX=\"resume=UUID=2222-bbbb\"\nGRUB_DEFAULT=0\n"
+            fix("\"resume=/dev/sda2 quiet\"").as_deref(),
+            Some("\"resume=UUID=2222-bbbb quiet\"")
         );
+        assert_eq!(fix("root=/dev/mapper/vg-root ro"), None);
         let no_initramfs = Names {
             partitions: &p,
             uuid_on_cmdline: false,
         };
         assert_eq!(
-            no_initramfs.fix_params("root=/dev/sda1 ro"),
-            "root=/dev/vda1 ro"
+            no_initramfs
+                .fix_device_args(b"root=/dev/sda1 ro")
+                .as_deref(),
+            Some(&b"root=/dev/vda1 ro"[..])
         );
         assert_eq!(
             fix_resume_conf(&n, "RESUME=/dev/sda2\n"),
@@ -467,19 +389,6 @@ mod tests {
         assert_eq!(
             fix_crypttab(&n, "luks /dev/sda1 none luks\n"),
             "luks UUID=1111-aaaa none luks\n"
-        );
-    }
-
-    #[test]
-    fn grubenv_keeps_its_size() {
-        let p = parts();
-        let body = "# GRUB Environment Block\nkernelopts=root=/dev/sda1 ro\n";
-        let env = format!("{body}{}", "#".repeat(GRUBENV_SIZE - body.len()));
-        let fixed = fix_grubenv(&names(&p), &env);
-        assert_eq!(fixed.len(), GRUBENV_SIZE);
-        assert!(
-            fixed.contains("kernelopts=root=UUID=1111-aaaa ro\n"),
-            "{fixed}"
         );
     }
 
@@ -520,7 +429,7 @@ mod tests {
         };
         let changes = plan(&fs);
         let paths: Vec<String> = changes.iter().map(|c| c.path().to_string()).collect();
-        assert_eq!(paths, ["/etc/fstab", "/boot/grub/grub.cfg"]);
+        assert_eq!(paths, ["/boot/grub/grub.cfg", "/etc/fstab"]);
         apply::apply_changes(&fs, &changes).unwrap();
         let cfg = fs
             .read_file(&GuestPath::new("/boot/grub/grub.cfg").unwrap())

@@ -14,6 +14,7 @@
 //! Guest code is never run: every fixup reads and writes files only.
 
 pub mod apply;
+pub(crate) mod cmdline;
 pub mod consoles;
 pub mod devices;
 pub mod diff;

@@ -60,6 +60,18 @@ pub struct BootOutcome {
 }
 
 impl BootOutcome {
+    /// The last 40 lines of the serial log and how the boot ended, for assertion messages.
+    pub fn tail(&self) -> String {
+        let lines: Vec<&str> = self.serial_log.lines().collect();
+        let from = lines.len().saturating_sub(40);
+        format!(
+            "after {:?} (timed out: {}):\n{}",
+            self.elapsed,
+            self.timed_out,
+            lines[from..].join("\n")
+        )
+    }
+
     /// The root filesystem's mount options from the marker, e.g. `rw,relatime`.
     pub fn root_options(&self) -> Option<&str> {
         self.marker_field("root=")

@@ -4,11 +4,7 @@
 //! Without it the kernel writes its messages to a device that does not exist, and no
 //! login prompt appears on the serial console. Edited, keeping every other byte:
 //!
-//! - kernel command lines: `linux`/`linux16`/`linuxefi` lines of `grub.cfg`,
-//!   `GRUB_CMDLINE_LINUX*` in `/etc/default/grub` (so `update-grub` keeps the change),
-//!   `kernelopts=` in `grubenv` (its 1024-byte block keeps its size: `#` padding is given
-//!   or taken), `options` lines of BootLoaderSpec entries, and `/etc/kernel/cmdline`
-//!   (what `kernel-install` builds new entries from). `console=hvc0` becomes
+//! - kernel command lines, wherever [`super::cmdline`] finds them. `console=hvc0` becomes
 //!   `console=ttyS0,115200`; when the line already has a `console=ttyS0`, it is removed
 //!   instead, so the serial port is not registered twice. The word's position is kept:
 //!   the last `console=` is the one `/dev/console` follows;
@@ -28,12 +24,12 @@
 #[cfg(test)]
 mod tests;
 
-use crate::guestfs::{FileKind, GuestFs, GuestPath};
+use crate::guestfs::{FileKind, GuestFs};
 use crate::inspect::Reader;
 
+use super::cmdline::{edit, plan_cmdline_edits, words};
 use super::guestio::{
-    disable_line, gpath, is_comment_or_blank, lines, link_target, lstat_kind, read_config,
-    resolved, split_eol, write_change,
+    disable_line, gpath, is_comment_or_blank, lines, link_target, lstat_kind, split_eol,
 };
 use super::{Change, FixupError, GuestContext, GuestFixup, Plan};
 
@@ -47,11 +43,6 @@ const PV_CONSOLES: [&[u8]; 2] = [b"console=hvc0", b"console=xvc0"];
 /// Xen console devices as inittab getty lines name them.
 const PV_TTYS: [&[u8]; 4] = [b"hvc0", b"xvc0", b"/dev/hvc0", b"/dev/xvc0"];
 
-const GRUBENV_PATHS: [&str; 2] = ["/boot/grub2/grubenv", "/boot/grub/grubenv"];
-const GRUBENV_HEADER: &[u8] = b"# GRUB Environment Block\n";
-const BLS_DIR: &str = "/boot/loader/entries";
-const DEFAULT_GRUB: &str = "/etc/default/grub";
-const KERNEL_CMDLINE: &str = "/etc/kernel/cmdline";
 const INITTAB: &str = "/etc/inittab";
 const SECURETTY: &str = "/etc/securetty";
 const GETTY_WANTS: &str = "/etc/systemd/system/getty.target.wants";
@@ -76,34 +67,7 @@ impl GuestFixup for Consoles {
     fn plan(&self, ctx: &GuestContext<'_>) -> Result<Plan, FixupError> {
         let fs = ctx.fs;
         let r = Reader::new(fs);
-        let mut changes = Vec::new();
-        if let Some(boot) = &ctx.os.bootloader {
-            edit(fs, &gpath(&boot.config)?, &mut changes, |data| {
-                edit_lines(data, |body| {
-                    command_args(body, &["linux", "linux16", "linuxefi"])
-                })
-            })?;
-        }
-        edit(fs, &gpath(DEFAULT_GRUB)?, &mut changes, |data| {
-            edit_lines(data, default_grub_value)
-        })?;
-        let mut seen = Vec::new();
-        for path in GRUBENV_PATHS {
-            let path = gpath(path)?;
-            match resolved(fs, &path)? {
-                Some(real) if !seen.contains(&real) => seen.push(real),
-                _ => continue,
-            }
-            edit(fs, &path, &mut changes, fix_grubenv)?;
-        }
-        for entry_file in r.list_matching(BLS_DIR, "", ".conf")? {
-            edit(fs, &entry_file, &mut changes, |data| {
-                edit_lines(data, |body| command_args(body, &["options"]))
-            })?;
-        }
-        edit(fs, &gpath(KERNEL_CMDLINE)?, &mut changes, |data| {
-            edit_lines(data, |body| Some((0, body.len())))
-        })?;
+        let mut changes = plan_cmdline_edits(fs, ctx.os, &fix_console_args)?;
         edit(fs, &gpath(INITTAB)?, &mut changes, fix_inittab)?;
         getty_units(fs, &r, &mut changes)?;
 
@@ -117,75 +81,6 @@ impl GuestFixup for Consoles {
         edit(fs, &gpath(SECURETTY)?, &mut changes, add_securetty)?;
         Ok(Plan::Changes(changes))
     }
-}
-
-/// Plan `fix` on the file `path` when it is a readable regular file.
-fn edit(
-    fs: &dyn GuestFs,
-    path: &GuestPath,
-    changes: &mut Vec<Change>,
-    fix: impl FnOnce(&[u8]) -> Option<Vec<u8>>,
-) -> Result<(), FixupError> {
-    let Some(before) = read_config(fs, path)? else {
-        return Ok(());
-    };
-    if let Some(after) = fix(&before) {
-        changes.extend(write_change(path, Some(before), after));
-    }
-    Ok(())
-}
-
-/// `data` with the console parameters fixed in the part of each line that `args` picks
-/// (a byte range of the line without its end); `None` when nothing changed.
-fn edit_lines(data: &[u8], args: impl Fn(&[u8]) -> Option<(usize, usize)>) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(data.len() + SERIAL_CONSOLE.len());
-    let mut changed = false;
-    for line in lines(data) {
-        let (body, eol) = split_eol(line);
-        let fixed = args(body).and_then(|(start, end)| {
-            let args = body.get(start..end)?;
-            let fixed = fix_console_args(args)?;
-            let mut l = body[..start].to_vec();
-            l.extend(fixed);
-            l.extend_from_slice(&body[end..]);
-            Some(l)
-        });
-        match fixed {
-            Some(new_body) => {
-                out.extend(new_body);
-                out.extend_from_slice(eol);
-                changed = true;
-            }
-            None => out.extend_from_slice(line),
-        }
-    }
-    changed.then_some(out)
-}
-
-/// The arguments of a line whose first word is one of `commands` (after blanks).
-fn command_args(body: &[u8], commands: &[&str]) -> Option<(usize, usize)> {
-    let start = body.iter().position(|b| !b.is_ascii_whitespace())?;
-    let len = body[start..]
-        .iter()
-        .position(u8::is_ascii_whitespace)
-        .unwrap_or(body.len() - start);
-    let word = &body[start..start + len];
-    commands
-        .iter()
-        .any(|c| c.as_bytes() == word)
-        .then_some((start + len, body.len()))
-}
-
-/// The value of a `GRUB_CMDLINE_LINUX*=` assignment in `/etc/default/grub`.
-fn default_grub_value(body: &[u8]) -> Option<(usize, usize)> {
-    if is_comment_or_blank(body) {
-        return None;
-    }
-    let eq = body.iter().position(|&b| b == b'=')?;
-    let key = body[..eq].trim_ascii();
-    let key = key.strip_prefix(b"export ").unwrap_or(key).trim_ascii();
-    key.starts_with(b"GRUB_CMDLINE_LINUX")
-        .then_some((eq + 1, body.len()))
 }
 
 /// Whether a kernel parameter is Xen's console.
@@ -205,28 +100,6 @@ fn is_serial_console(word: &[u8]) -> bool {
         || word
             .strip_prefix(c)
             .is_some_and(|rest| rest.starts_with(b","))
-}
-
-/// Words of a command line: runs between blanks and quotes (GRUB and shell quoting
-/// surround words without being part of them).
-fn words(args: &[u8]) -> Vec<(usize, usize)> {
-    let delimiter = |b: &u8| matches!(b, b' ' | b'\t' | b'"' | b'\'');
-    let mut out = Vec::new();
-    let mut start = None;
-    for (i, b) in args.iter().enumerate() {
-        match (delimiter(b), start) {
-            (true, Some(s)) => {
-                out.push((s, i));
-                start = None;
-            }
-            (false, None) => start = Some(i),
-            _ => {}
-        }
-    }
-    if let Some(s) = start {
-        out.push((s, args.len()));
-    }
-    out
 }
 
 /// Command line arguments with Xen consoles replaced by (or, when it is there already,
@@ -257,34 +130,6 @@ fn fix_console_args(args: &[u8]) -> Option<Vec<u8>> {
     }
     out.extend_from_slice(&args[pos..]);
     Some(out)
-}
-
-/// `grubenv` with `kernelopts=` fixed, still the size it was: GRUB reads the block as
-/// 1024 bytes padded with `#`. `None` when nothing changed or the padding cannot absorb
-/// the change.
-fn fix_grubenv(data: &[u8]) -> Option<Vec<u8>> {
-    let mut after = edit_lines(data, |body| {
-        body.starts_with(b"kernelopts=")
-            .then_some(("kernelopts=".len(), body.len()))
-    })?;
-    if !data.starts_with(GRUBENV_HEADER) {
-        return Some(after);
-    }
-    let padding_start = after.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-    if after[padding_start..].iter().any(|&b| b != b'#') {
-        return None;
-    }
-    let padding = after.len() - padding_start;
-    if after.len() > data.len() {
-        let excess = after.len() - data.len();
-        if excess > padding {
-            return None;
-        }
-        after.truncate(data.len());
-    } else {
-        after.resize(data.len(), b'#');
-    }
-    Some(after)
 }
 
 /// `/etc/inittab` with gettys on a Xen console moved to `ttyS0`.

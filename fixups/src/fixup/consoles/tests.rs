@@ -1,6 +1,7 @@
 //! The consoles fixup on `MemFs` guests: Debian on Xen (grub.cfg, /etc/default/grub, an
 //! enabled `serial-getty@hvc0`), an old Xen guest with inittab, RHEL with BLS and grubenv.
 
+use super::super::cmdline::{default_grub_value, edit_lines, fix_grubenv};
 use super::super::guestio::testing::{change_at, fix, p, plan, text};
 use super::*;
 use crate::guestfs::memfs::MemFs;
@@ -137,7 +138,7 @@ fn default_grub_only_touches_kernel_command_lines() {
                  export GRUB_CMDLINE_LINUX_DEFAULT='quiet console=hvc0'\n\
                  GRUB_CMDLINE_XEN=\"console=hvc0\"\n\
                  GRUB_CMDLINE_LINUX_XEN_REPLACE=\"console=hvc0\"\n";
-    let fixed = edit_lines(text, default_grub_value).unwrap();
+    let fixed = edit_lines(text, &fix_console_args, default_grub_value).unwrap();
     assert_eq!(
         String::from_utf8(fixed).unwrap(),
         "#GRUB_CMDLINE_LINUX=\"console=hvc0\"\n\
@@ -302,10 +303,11 @@ fn a_full_grubenv_is_left_alone() {
     let mut no_room = full[..GRUBENV_VARS.len()].to_vec();
     no_room.extend(std::iter::repeat_n(b'x', 1024 - GRUBENV_VARS.len() - 2));
     no_room.extend_from_slice(b"\n#");
-    assert_eq!(fix_grubenv(&no_room), None);
-    let shorter = fix_grubenv(&grubenv(
-        "# GRUB Environment Block\nkernelopts=console=hvc0 console=ttyS0\n",
-    ))
+    assert_eq!(fix_grubenv(&no_room, &fix_console_args), None);
+    let shorter = fix_grubenv(
+        &grubenv("# GRUB Environment Block\nkernelopts=console=hvc0 console=ttyS0\n"),
+        &fix_console_args,
+    )
     .unwrap();
     assert_eq!(
         shorter,

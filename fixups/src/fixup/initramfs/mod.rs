@@ -46,7 +46,6 @@ pub mod modules;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::apply::read_if_file;
 use super::{Change, FixupError, GuestContext, GuestFixup, Plan};
 use crate::guestfs::{FileKind, GuestFs, GuestFsError, GuestPath};
 use crate::inspect::{InitramfsKind, Kernel};
@@ -403,12 +402,17 @@ fn is_file(fs: &dyn GuestFs, path: &GuestPath) -> Result<bool, FixupError> {
 
 /// The file at `path`, refused past [`MAX_MODULE_FILE`].
 fn read_capped(fs: &dyn GuestFs, path: &GuestPath) -> Result<Vec<u8>, FixupError> {
+    read_limited(fs, path, MAX_MODULE_FILE)
+}
+
+/// The file at `path`, refused (naming it) past `limit` bytes.
+fn read_limited(fs: &dyn GuestFs, path: &GuestPath, limit: u64) -> Result<Vec<u8>, FixupError> {
     let size = fs.metadata(path)?.size;
-    if size > MAX_MODULE_FILE {
+    if size > limit {
         return Err(GuestFsError::TooLarge {
             path: path.to_string(),
             size,
-            limit: MAX_MODULE_FILE,
+            limit,
         }
         .into());
     }
@@ -588,18 +592,10 @@ fn dracut_edit(fs: &dyn GuestFs, names: &[&str]) -> Result<Option<Change>, Fixup
 
 /// A configuration file, `None` when absent, refused past [`MAX_CONFIG_FILE`].
 fn read_config(fs: &dyn GuestFs, path: &GuestPath) -> Result<Option<Vec<u8>>, FixupError> {
-    if fs.exists(path)? {
-        let size = fs.metadata(path)?.size;
-        if size > MAX_CONFIG_FILE {
-            return Err(GuestFsError::TooLarge {
-                path: path.to_string(),
-                size,
-                limit: MAX_CONFIG_FILE,
-            }
-            .into());
-        }
+    if !fs.exists(path)? {
+        return Ok(None);
     }
-    read_if_file(fs, path)
+    read_limited(fs, path, MAX_CONFIG_FILE).map(Some)
 }
 
 #[cfg(test)]
