@@ -82,6 +82,10 @@ fn write_tree(tree: &Path) -> io::Result<Vec<String>> {
             b"[Unit]\nDescription=Service for virtual machines hosted on VMware\nConditionVirtualization=vmware\n\n[Install]\nWantedBy=multi-user.target\n".to_vec(),
         ),
         ("lib/systemd/systemd-udevd", b"placeholder for the demo\n".to_vec()),
+        (
+            "lib/udev/rules.d/80-net-setup-link.rules",
+            b"SUBSYSTEM==\"net\", ACTION==\"add\", IMPORT{builtin}=\"net_setup_link\"\n".to_vec(),
+        ),
         ("usr/bin/vmtoolsd", b"placeholder for the demo\n".to_vec()),
         ("var/lib/demo/random.bin", random),
     ];
