@@ -10,15 +10,17 @@
 //!   guest's own `/etc/shadow`;
 //! - at most [`MAX_SYMLINKS`] symlinks are followed per lookup (Linux's `ELOOP` limit).
 //!
-//! Backends: [`memfs::MemFs`] (in memory, for unit tests) and [`ext4::Ext4Fs`] (ext2/3/4).
+//! Backends: [`memfs::MemFs`] (in memory, for unit tests), [`ext4::Ext4Fs`] (ext2/3/4) and
+//! [`xfs::XfsFs`] (XFS, read-only: its writes fail with [`xfs::READ_ONLY_WHY`]).
 //! Not supported: hard-link creation, xattr editing, special files (they are listed and
-//! stat'ed, never read or written), other filesystems (xfs, btrfs).
+//! stat'ed, never read or written), writing XFS, other filesystems (btrfs).
 
 pub mod error;
 pub mod ext4;
 pub mod memfs;
 pub mod path;
 pub mod resolve;
+pub mod xfs;
 
 pub use error::{GuestFsError, Result};
 pub use path::GuestPath;
