@@ -17,9 +17,9 @@ use converters::copy::{copy_disk, CopyOptions};
 use converters::qcow2::{Qcow2Sink, Qcow2WriteOptions};
 use converters::DiskSource;
 use fixups::fixup::{run_fixups, DiskPartition, FixupReport, Outcome, Target, TargetNic};
-use fixups::guestfs::ext4::{Access, Ext4Fs};
+use fixups::guestfs::ext4::Access;
 
-use super::{commit_in_place, find_guests_on, Overlay};
+use super::{commit_in_place, find_guests_on, OpenedFs, Overlay};
 
 /// How the overlay reaches the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -140,9 +140,20 @@ pub fn fixup_disk(
             root.location
         ))
     };
-    let fs = Ext4Fs::open(device.0, Access::ReadWrite)
+    let fs = OpenedFs::open(device.0, root.filesystem, Access::ReadWrite)
         .map_err(|e| bad(format!("{name}: {}: {e}", root.location)))?;
-    let reports = run_fixups(&fs, &partitions, &opts.nics, opts.target, true)
+    // A read-only backend (xfs) can still show the plan: each fixup planned on the
+    // unmodified guest.
+    let apply = fs.is_writable();
+    if !apply && !opts.dry_run {
+        let kind = root.filesystem.map_or("this filesystem", |f| f.name());
+        return Err(bad(format!(
+            "{name}: {}: the root filesystem is {kind}, which ferry reads but does not \
+             write (ext2/3/4 only); `ferry fixup --dry-run` shows what the guest needs",
+            root.location
+        )));
+    }
+    let reports = run_fixups(fs.guest_fs(), &partitions, &opts.nics, opts.target, apply)
         .map_err(|e| failed(e.to_string()))?;
     fs.close()
         .map_err(|e| failed(format!("closing the filesystem: {e}")))?;

@@ -4,6 +4,7 @@
 //! `ferry fixup` then reopens the root read-write on an [`Overlay`] of the same disk.
 
 mod fixup_disk;
+mod opened;
 mod overlay;
 mod source_range;
 
@@ -13,13 +14,14 @@ use serde::Serialize;
 
 use converters::DiskSource;
 use fixups::blockdev::BlockDevice;
-use fixups::guestfs::ext4::{Access, Ext4Fs};
+use fixups::guestfs::ext4::Access;
 use fixups::inspect::{inspect_filesystem, GuestOs};
 
 use fixups::blockdev::Window;
 
 use crate::layout::{classify, filesystems::filesystem_uuid, read_layout, DiskLayout, Filesystem};
 pub use fixup_disk::{fixup_disk, Commit, FixupDiskError, FixupOptions, FixupRun};
+pub use opened::OpenedFs;
 pub use overlay::{commit_in_place, Overlay};
 pub use source_range::SourceRange;
 
@@ -172,30 +174,24 @@ fn inspect_range(
     size: u64,
     fs: Option<Filesystem>,
 ) -> FoundFilesystem {
-    if !matches!(
-        fs,
-        Some(Filesystem::Ext2 | Filesystem::Ext3 | Filesystem::Ext4)
-    ) {
-        let why = fs.map(|f| format!("{} is not inspected (ext2/3/4 only)", f.name()));
-        let uuid = fs.and_then(|f| filesystem_uuid(&first_bytes(range.as_ref())?, f));
-        return FoundFilesystem {
-            error: why,
-            uuid,
-            device: Some(GuestDevice(range)),
-            ..failed(location, offset, size, fs, String::new())
-        };
-    }
-    let ext = match Ext4Fs::open(range.clone(), Access::ReadOnly) {
-        Ok(ext) => ext,
-        Err(e) => return failed(location, offset, size, fs, e.to_string()),
+    let opened = match OpenedFs::open(range.clone(), fs, Access::ReadOnly) {
+        Ok(opened) => opened,
+        Err(why) => {
+            let uuid = fs.and_then(|f| filesystem_uuid(&first_bytes(range.as_ref())?, f));
+            return FoundFilesystem {
+                uuid,
+                device: Some(GuestDevice(range)),
+                ..failed(location, offset, size, fs, why)
+            };
+        }
     };
-    let (os, error) = match inspect_filesystem(&ext) {
+    let (os, error) = match inspect_filesystem(opened.guest_fs()) {
         Ok(os) => (os, None),
         Err(e) => (None, Some(e.to_string())),
     };
-    let label = Some(ext.label()).filter(|l| !l.is_empty());
-    let uuid = Some(ext.uuid());
-    drop(ext);
+    let label = Some(opened.label()).filter(|l| !l.is_empty());
+    let uuid = Some(opened.uuid());
+    drop(opened);
     FoundFilesystem {
         location,
         partition: None,

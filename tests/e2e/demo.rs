@@ -46,5 +46,8 @@ fn demo_builds_converts_and_verifies_a_sample_vmware_disk() {
     let again = run_ferry(["fixup", "--json", p(&qcow2)]);
     assert!(again.status.success(), "{}", stderr(&again));
     let again: serde_json::Value = serde_json::from_str(&stdout(&again)).expect("json");
-    assert_eq!(again["commit"], "none", "second fixup changed the demo: {again:#}");
+    assert_eq!(
+        again["commit"], "none",
+        "second fixup changed the demo: {again:#}"
+    );
 }

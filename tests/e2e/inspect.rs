@@ -1,12 +1,10 @@
 //! Issue 3, `ferry inspect`: a VMware-style guest tree in an ext4 partition of an MBR disk,
 //! converted to a VMDK, is recognised without booting it or mounting anything.
 
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use crate::util::*;
 
-const PART_START: u64 = 1 << 20;
 const MAC: &str = "00:50:56:ab:cd:ef";
 
 fn write(root: &Path, rel: &str, text: &str) {
@@ -34,22 +32,6 @@ fn vmware_tree(root: &Path) {
     write(root, "etc/network/interfaces", &format!("auto lo\niface lo inet loopback\n\nauto ens192\niface ens192 inet static\n    address 192.0.2.10/24\n    hwaddress ether {MAC}\n"));
     write(root, "usr/bin/vmtoolsd", "binary");
     write(root, "lib/systemd/system/open-vm-tools.service", "[Unit]\n");
-}
-
-/// An MBR disk whose partition 1 (at 1 MiB) is the ext4 image `fs`.
-fn mbr_disk(fs: &Path, disk: &Path) {
-    let fs_bytes = std::fs::read(fs).expect("fs image");
-    let f = std::fs::File::create(disk).expect("disk");
-    f.set_len(PART_START + fs_bytes.len() as u64).expect("size");
-    let mut mbr = [0u8; 512];
-    mbr[446] = 0x80;
-    mbr[446 + 4] = 0x83;
-    mbr[446 + 8..446 + 12].copy_from_slice(&((PART_START / 512) as u32).to_le_bytes());
-    mbr[446 + 12..446 + 16].copy_from_slice(&((fs_bytes.len() as u64 / 512) as u32).to_le_bytes());
-    mbr[510] = 0x55;
-    mbr[511] = 0xAA;
-    f.write_all_at(&mbr, 0).expect("mbr");
-    f.write_all_at(&fs_bytes, PART_START).expect("fs");
 }
 
 #[test]

@@ -16,3 +16,4 @@ mod guest;
 mod guest_images;
 mod inspect;
 mod util;
+mod xfs_guest;

@@ -144,3 +144,37 @@ pub fn corpus_dir() -> Option<PathBuf> {
         None
     }
 }
+
+/// Where [`mbr_disk`] puts partition 1.
+pub const PART_START: u64 = 1 << 20;
+
+/// An MBR disk whose partition 1 (type 0x83, at 1 MiB) is the filesystem image `fs`,
+/// copied in 1 MiB pieces with all-zero pieces left as holes.
+pub fn mbr_disk(fs: &Path, disk: &Path) {
+    use std::os::unix::fs::FileExt;
+    let src = std::fs::File::open(fs).expect("fs image");
+    let len = src.metadata().expect("fs size").len();
+    let f = std::fs::File::create(disk).expect("disk");
+    f.set_len(PART_START + len).expect("size");
+    let mut mbr = [0u8; 512];
+    mbr[446] = 0x80;
+    mbr[446 + 4] = 0x83;
+    let lba = u32::try_from(PART_START / 512).expect("lba");
+    let sectors = u32::try_from(len / 512).expect("sectors");
+    mbr[446 + 8..446 + 12].copy_from_slice(&lba.to_le_bytes());
+    mbr[446 + 12..446 + 16].copy_from_slice(&sectors.to_le_bytes());
+    mbr[510] = 0x55;
+    mbr[511] = 0xAA;
+    f.write_all_at(&mbr, 0).expect("mbr");
+    let mut buf = vec![0u8; 1 << 20];
+    let mut pos = 0u64;
+    while pos < len {
+        let n = usize::try_from((len - pos).min(1 << 20)).expect("chunk");
+        src.read_exact_at(&mut buf[..n], pos).expect("read fs");
+        if buf[..n].iter().any(|&b| b != 0) {
+            f.write_all_at(&buf[..n], PART_START + pos)
+                .expect("write fs");
+        }
+        pos += n as u64;
+    }
+}
