@@ -19,7 +19,7 @@ use converters::DiskSource;
 use fixups::fixup::{run_fixups, DiskPartition, FixupReport, Outcome, Target, TargetNic};
 use fixups::guestfs::ext4::Access;
 
-use super::{commit_in_place, find_guests_on, OpenedFs, Overlay};
+use super::{commit_in_place, find_guests_on, DiskGuests, OpenedTree, Overlay};
 
 /// How the overlay reaches the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -119,10 +119,6 @@ pub fn fixup_disk(
             "{name}: no Linux root filesystem found (`ferry inspect {name}` shows what is there)"
         )));
     };
-    let device = root
-        .device
-        .clone()
-        .ok_or_else(|| bad(format!("{name}: root filesystem cannot be reopened")))?;
     let partitions: Vec<DiskPartition> = guests
         .filesystems
         .iter()
@@ -140,23 +136,30 @@ pub fn fixup_disk(
             root.location
         ))
     };
-    let fs = OpenedFs::open(device.0, root.filesystem, Access::ReadWrite)
-        .map_err(|e| bad(format!("{name}: {}: {e}", root.location)))?;
+    let root_index = guests.root.unwrap_or_default();
+    let tree = OpenedTree::open(
+        &guests.filesystems,
+        root_index,
+        &guests.mounts,
+        Access::ReadWrite,
+    )
+    .map_err(|e| bad(format!("{name}: {e}")))?;
     // A read-only backend (xfs) can still show the plan: each fixup planned on the
     // unmodified guest.
-    let apply = fs.is_writable();
+    let apply = tree.is_writable();
     if !apply && !opts.dry_run {
-        let kind = root.filesystem.map_or("this filesystem", |f| f.name());
         return Err(bad(format!(
-            "{name}: {}: the root filesystem is {kind}, which ferry reads but does not \
-             write (ext2/3/4 only); `ferry fixup --dry-run` shows what the guest needs",
-            root.location
+            "{name}: {}: the root filesystem (or /boot) is {}, which ferry reads but does \
+             not write (ext2/3/4 only); `ferry fixup --dry-run` shows what the guest needs",
+            root.location,
+            read_only_kind(&guests)
         )));
     }
-    let reports = run_fixups(fs.guest_fs(), &partitions, &opts.nics, opts.target, apply)
+    let reports = tree
+        .with_fs(|fs| run_fixups(fs, &partitions, &opts.nics, opts.target, apply))
         .map_err(|e| failed(e.to_string()))?;
-    fs.close()
-        .map_err(|e| failed(format!("closing the filesystem: {e}")))?;
+    tree.close()
+        .map_err(|e| failed(format!("closing the filesystems: {e}")))?;
     let any_change = reports.iter().any(|r| r.outcome == Outcome::Applied);
     let commit = if any_change { commit } else { Commit::None };
     match commit {
@@ -183,6 +186,24 @@ pub fn fixup_disk(
         commit,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// The kind of the first filesystem of the guest's tree that ferry cannot write.
+fn read_only_kind(guests: &DiskGuests) -> &'static str {
+    let tree = guests
+        .root
+        .into_iter()
+        .chain(guests.mounts.iter().map(|m| m.filesystem));
+    tree.filter_map(|i| guests.filesystems[i].filesystem)
+        .find(|k| {
+            !matches!(
+                k,
+                crate::layout::Filesystem::Ext2
+                    | crate::layout::Filesystem::Ext3
+                    | crate::layout::Filesystem::Ext4
+            )
+        })
+        .map_or("not writable", |k| k.name())
 }
 
 /// Where the overlay's temporary file goes: next to an image file (same filesystem, room

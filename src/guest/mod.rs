@@ -7,6 +7,7 @@ mod fixup_disk;
 mod opened;
 mod overlay;
 mod source_range;
+mod tree;
 
 use std::sync::Arc;
 
@@ -24,6 +25,7 @@ pub use fixup_disk::{fixup_disk, Commit, FixupDiskError, FixupOptions, FixupRun}
 pub use opened::OpenedFs;
 pub use overlay::{commit_in_place, Overlay};
 pub use source_range::SourceRange;
+pub use tree::{needed_mounts, GuestMount, OpenedTree};
 
 /// The byte window a filesystem was found in, to reopen it (read-write on an overlay).
 #[derive(Clone)]
@@ -61,6 +63,9 @@ pub struct DiskGuests {
     pub filesystems: Vec<FoundFilesystem>,
     /// Index into `filesystems` of the root filesystem, when one was found.
     pub root: Option<usize>,
+    /// Filesystems of this disk the root's fstab mounts where inspection and fixups look
+    /// (`/boot`); the root's OS was inspected with them mounted.
+    pub mounts: Vec<GuestMount>,
 }
 
 /// Reads the partition table, LVM volumes and filesystems of `source`, without writing.
@@ -102,11 +107,38 @@ pub fn find_guests_on(
         }));
     }
     let root = filesystems.iter().position(|f| f.os.is_some());
+    let mounts = match root {
+        Some(r) => inspect_with_mounts(&mut filesystems, r),
+        None => Vec::new(),
+    };
     Ok(DiskGuests {
         layout,
         filesystems,
         root,
+        mounts,
     })
+}
+
+/// Re-inspects the root with its `/boot` (when on this disk) mounted, so kernels and the
+/// bootloader on a separate `/boot` are found; keeps the root-only result if that fails.
+fn inspect_with_mounts(filesystems: &mut [FoundFilesystem], root: usize) -> Vec<GuestMount> {
+    let Some(os) = &filesystems[root].os else {
+        return Vec::new();
+    };
+    let mounts = needed_mounts(os, filesystems);
+    if mounts.is_empty() {
+        return mounts;
+    }
+    let Ok(tree) = OpenedTree::open(filesystems, root, &mounts, Access::ReadOnly) else {
+        return Vec::new();
+    };
+    match tree.with_fs(inspect_filesystem) {
+        Ok(Some(os)) => {
+            filesystems[root].os = Some(os);
+            mounts
+        }
+        _ => Vec::new(),
+    }
 }
 
 /// Inspects one byte range: an ext filesystem directly, an LVM PV through its LVs.

@@ -15,5 +15,6 @@ mod fixup;
 mod guest;
 mod guest_images;
 mod inspect;
+mod separate_boot;
 mod util;
 mod xfs_guest;

@@ -151,29 +151,43 @@ pub const PART_START: u64 = 1 << 20;
 /// An MBR disk whose partition 1 (type 0x83, at 1 MiB) is the filesystem image `fs`,
 /// copied in 1 MiB pieces with all-zero pieces left as holes.
 pub fn mbr_disk(fs: &Path, disk: &Path) {
-    use std::os::unix::fs::FileExt;
-    let src = std::fs::File::open(fs).expect("fs image");
-    let len = src.metadata().expect("fs size").len();
+    mbr_disk_of(&[fs], disk);
+}
+
+/// An MBR disk whose partitions 1, 2, … (type 0x83, the first at 1 MiB, each at a MiB
+/// boundary) are the filesystem images `parts`, copied sparsely.
+pub fn mbr_disk_of(parts: &[&Path], disk: &Path) {
     let f = std::fs::File::create(disk).expect("disk");
-    f.set_len(PART_START + len).expect("size");
     let mut mbr = [0u8; 512];
+    let mut start = PART_START;
+    for (i, part) in parts.iter().enumerate() {
+        let len = std::fs::metadata(part).expect("fs size").len();
+        let entry = 446 + 16 * i;
+        mbr[entry + 4] = 0x83;
+        let lba = u32::try_from(start / 512).expect("lba");
+        let sectors = u32::try_from(len / 512).expect("sectors");
+        mbr[entry + 8..entry + 12].copy_from_slice(&lba.to_le_bytes());
+        mbr[entry + 12..entry + 16].copy_from_slice(&sectors.to_le_bytes());
+        copy_sparse_into(part, &f, start);
+        start += len.div_ceil(PART_START) * PART_START;
+    }
     mbr[446] = 0x80;
-    mbr[446 + 4] = 0x83;
-    let lba = u32::try_from(PART_START / 512).expect("lba");
-    let sectors = u32::try_from(len / 512).expect("sectors");
-    mbr[446 + 8..446 + 12].copy_from_slice(&lba.to_le_bytes());
-    mbr[446 + 12..446 + 16].copy_from_slice(&sectors.to_le_bytes());
     mbr[510] = 0x55;
     mbr[511] = 0xAA;
     f.write_all_at(&mbr, 0).expect("mbr");
+    f.set_len(start).expect("size");
+}
+
+fn copy_sparse_into(src: &Path, dst: &std::fs::File, offset: u64) {
+    let src = std::fs::File::open(src).expect("fs image");
+    let len = src.metadata().expect("fs size").len();
     let mut buf = vec![0u8; 1 << 20];
     let mut pos = 0u64;
     while pos < len {
         let n = usize::try_from((len - pos).min(1 << 20)).expect("chunk");
         src.read_exact_at(&mut buf[..n], pos).expect("read fs");
         if buf[..n].iter().any(|&b| b != 0) {
-            f.write_all_at(&buf[..n], PART_START + pos)
-                .expect("write fs");
+            dst.write_all_at(&buf[..n], offset + pos).expect("write fs");
         }
         pos += n as u64;
     }

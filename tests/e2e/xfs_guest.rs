@@ -88,7 +88,10 @@ fn xfs_root_is_inspected_and_refused_for_writing() {
     let out = run_ferry(["fixup", "-f", "raw", p(&disk)]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let err = stderr(&out);
-    assert!(err.contains("the root filesystem is xfs"), "{err}");
+    assert!(
+        err.contains("the root filesystem (or /boot) is xfs"),
+        "{err}"
+    );
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(
         fs::read(&disk).expect("read disk") == before,

@@ -129,6 +129,18 @@ impl Names<'_> {
     }
 }
 
+/// The partition of the first disk a source device name (`/dev/sda2`, `/dev/xvda2`,
+/// `/dev/vda2`, `/dev/nvme0n1p2`) names, as the guest saw it; `None` for other disks,
+/// whole disks and other names.
+pub fn first_disk_partition(spec: &str) -> Option<u32> {
+    let name = spec.strip_prefix("/dev/")?;
+    let dev = match name.strip_prefix("vd") {
+        Some(rest) => parse_device(&format!("sd{rest}"))?,
+        None => parse_device(name)?,
+    };
+    (dev.disk == 0).then_some(dev.partition).flatten()
+}
+
 /// `sda1` → disk 0 partition 1; `xvdb` → disk 1; `cciss/c0d1p2`, `nvme0n1p3`. `vd*` is
 /// already virtio and is not a source device.
 fn parse_device(name: &str) -> Option<SourceDevice> {
@@ -331,6 +343,10 @@ mod tests {
         ] {
             assert_eq!(parse_device(keep), None, "{keep}");
         }
+        assert_eq!(first_disk_partition("/dev/vda2"), Some(2));
+        assert_eq!(first_disk_partition("/dev/xvda1"), Some(1));
+        assert_eq!(first_disk_partition("/dev/sdb1"), None);
+        assert_eq!(first_disk_partition("UUID=x"), None);
         for i in [0, 1, 25, 26, 27, 701, 702] {
             assert_eq!(disk_index(&disk_letters(i)), Some(i), "{i}");
         }

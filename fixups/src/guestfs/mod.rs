@@ -18,6 +18,7 @@
 pub mod error;
 pub mod ext4;
 pub mod memfs;
+pub mod mounts;
 pub mod path;
 pub mod resolve;
 pub mod xfs;

@@ -10,8 +10,8 @@
 //! that cannot be read as configuration are skipped and listed in [`GuestOs::warnings`];
 //! only I/O errors and filesystem corruption fail inspection.
 //!
-//! Not supported: a separate `/boot` or `/usr` filesystem is not merged in (inspect the
-//! root only); Windows and BSD guests return `None`.
+//! A separate `/boot` is seen by inspecting a [`crate::guestfs::mounts::MountedFs`] (the
+//! caller mounts what the root's fstab names); Windows and BSD guests return `None`.
 
 pub mod boot;
 pub mod cmdline;
