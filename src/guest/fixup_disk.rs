@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use converters::copy::{copy_disk, CopyOptions};
 use converters::qcow2::{Qcow2Sink, Qcow2WriteOptions};
+use converters::verify::verify;
 use converters::DiskSource;
 use fixups::fixup::{run_fixups, DiskPartition, FixupReport, Outcome, Target, TargetNic};
 use fixups::guestfs::ext4::Access;
@@ -227,8 +228,9 @@ fn qcow2_cluster_size(disk: &Path) -> Option<u64> {
     (9..=21).contains(&bits).then(|| 1u64 << bits)
 }
 
-/// Writes image + overlay as a new qcow2 beside `disk` and renames it over `disk`, keeping
-/// the original's permissions and, when allowed, its owner (libvirt's `qemu` user).
+/// Writes image + overlay as a new qcow2 beside `disk`, proves it equal to the overlay,
+/// and only then renames it over `disk`, keeping the original's permissions and, when
+/// allowed, its owner (libvirt's `qemu` user).
 fn rewrite_qcow2(
     disk: &Path,
     overlay: &Overlay,
@@ -242,9 +244,12 @@ fn rewrite_qcow2(
         cluster_size: qcow2_cluster_size(disk).unwrap_or(65536),
         ..Qcow2WriteOptions::default()
     };
+    // The sink writes under its own temporary name and renames to `staged` when done; the
+    // guard removes `staged` on every way out until it replaces `disk`.
+    let mut staged = Staged(staged_path(disk));
     let size = DiskSource::size(overlay);
     let sink =
-        Qcow2Sink::create(disk, size, write_opts).map_err(|e| write_failed(e.to_string()))?;
+        Qcow2Sink::create(&staged.0, size, write_opts).map_err(|e| write_failed(e.to_string()))?;
     let copy = CopyOptions {
         cancel: opts.cancel.clone(),
         ..CopyOptions::default()
@@ -260,8 +265,41 @@ fn rewrite_qcow2(
             write_failed(format!("{e}; the disk was not changed"))
         }
     })?;
-    std::fs::set_permissions(disk, meta.permissions()).map_err(|e| write_failed(e.to_string()))?;
+    let written = converters::open(
+        &staged.0,
+        Some(converters::Format::Qcow2),
+        &converters::OpenOptions::default(),
+    )
+    .map_err(|e| write_failed(format!("{e}; the disk was not changed")))?;
+    verify(overlay, written.as_ref(), copy.jobs).map_err(|e| {
+        write_failed(format!(
+            "the rewritten image differs from the fixed guest ({e}); the disk was not changed"
+        ))
+    })?;
+    std::fs::set_permissions(&staged.0, meta.permissions())
+        .map_err(|e| write_failed(e.to_string()))?;
     // Only root may give a file away; as another user the new image is simply ours.
-    let _ = std::os::unix::fs::chown(disk, Some(meta.uid()), Some(meta.gid()));
+    let _ = std::os::unix::fs::chown(&staged.0, Some(meta.uid()), Some(meta.gid()));
+    std::fs::rename(&staged.0, disk).map_err(|e| write_failed(e.to_string()))?;
+    staged.0 = PathBuf::new();
     Ok(())
+}
+
+/// `DIR/.NAME.ferry-fixup`: beside the disk, so the rename stays on one filesystem.
+fn staged_path(disk: &Path) -> PathBuf {
+    let name = disk
+        .file_name()
+        .map_or_else(|| "disk".into(), |n| n.to_string_lossy().into_owned());
+    disk.with_file_name(format!(".{name}.ferry-fixup"))
+}
+
+/// Removes the staged image unless it was renamed into place.
+struct Staged(PathBuf);
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if !self.0.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
 }
