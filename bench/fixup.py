@@ -84,7 +84,10 @@ def appliance_kernel():
     /boot, so point supermin at the test guests' Debian kernel (same distribution)."""
     if glob.glob("/boot/vmlinuz-*") or "SUPERMIN_KERNEL" in os.environ:
         return {}
-    base = os.path.join(CACHE, "base-v1")
+    bases = sorted(glob.glob(os.path.join(CACHE, "base-*")), key=os.path.getmtime)
+    if not bases:
+        return {}
+    base = bases[-1]
     kernels = sorted(glob.glob(os.path.join(base, "boot", "vmlinuz-*")))
     if not kernels:
         return {}
@@ -101,7 +104,13 @@ def main():
     args = ap.parse_args()
     if not os.path.exists(FERRY):
         subprocess.check_call(["cargo", "build", "--release"], cwd=ROOT)
-    guests = sorted(glob.glob(os.path.join(CACHE, "*.raw")))
+    # The newest disk of each flavour (older recipes may linger in the cache).
+    newest = {}
+    for path in glob.glob(os.path.join(CACHE, "*.raw")):
+        flavour = os.path.basename(path).split("-", 1)[0]
+        if flavour not in newest or os.path.getmtime(path) > os.path.getmtime(newest[flavour]):
+            newest[flavour] = path
+    guests = sorted(newest.values())
     if not guests:
         sys.exit("no test guests in target/guest-cache: run "
                  "`cargo test --release --test e2e guest_images` first")

@@ -11,3 +11,5 @@ pub mod fixup;
 pub mod guestfs;
 pub mod inspect;
 pub mod lvm;
+#[cfg(test)]
+mod testutil;

@@ -11,6 +11,8 @@ use std::process::Command;
 
 /// Packages on top of debootstrap's minbase: a bootable systemd guest with ifupdown
 /// networking and, as on a VMware machine, open-vm-tools (the Xen flavour disables it).
+/// `grub2-common` (grub-mkconfig, as any Debian installed with GRUB has) lets virt-v2v
+/// convert the same guests in `bench/fixup.py`; GRUB itself is installed from the host.
 const PACKAGES: &[&str] = &[
     "linux-image-amd64",
     "systemd-sysv",
@@ -24,6 +26,7 @@ const PACKAGES: &[&str] = &[
     "iproute2",
     "netbase",
     "open-vm-tools",
+    "grub2-common",
 ];
 
 /// Which source hypervisor the guest looks as if it came from.

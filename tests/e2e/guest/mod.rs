@@ -28,9 +28,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 
 /// Version of the debootstrap tree (package list, mirror handling).
-pub const BASE_RECIPE: &str = "v1";
+pub const BASE_RECIPE: &str = "v2";
 /// Version of the disks made from it (configuration, initramfs, disk layout).
-pub const RECIPE: &str = "v2";
+pub const RECIPE: &str = "v3";
 
 /// Host tools the builder and the boot check shell out to.
 const TOOLS: &[&str] = &[

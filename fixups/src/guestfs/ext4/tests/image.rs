@@ -12,20 +12,7 @@ use crate::guestfs::ext4::{Access, Ext4Fs};
 
 /// Whether e2fsprogs is here; a test without it skips locally and fails under CI.
 pub fn tools_present() -> bool {
-    let ok = ["mke2fs", "debugfs", "e2fsck"].iter().all(|tool| {
-        Command::new(tool)
-            .arg("-V")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    });
-    if !ok {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "e2fsprogs missing under CI"
-        );
-        eprintln!("skipping: e2fsprogs (mke2fs, debugfs, e2fsck) not installed");
-    }
-    ok
+    crate::testutil::tools_present("e2fsprogs", &["mke2fs", "debugfs", "e2fsck"])
 }
 
 /// A filesystem image in a temporary folder; `spec` is what e2fsprogs tools are given

@@ -14,20 +14,7 @@ use crate::guestfs::xfs::XfsFs;
 
 /// Whether xfsprogs is here; a test without it skips locally and fails under CI.
 pub fn tools_present() -> bool {
-    let ok = ["mkfs.xfs", "xfs_db"].iter().all(|tool| {
-        Command::new(tool)
-            .arg("-V")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    });
-    if !ok {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "xfsprogs missing under CI"
-        );
-        eprintln!("skipping: xfsprogs (mkfs.xfs, xfs_db) not installed");
-    }
-    ok
+    crate::testutil::tools_present("xfsprogs", &["mkfs.xfs", "xfs_db"])
 }
 
 /// Owner and permission bits of a tree node (`setuid` and `setgid` included).
