@@ -1,0 +1,37 @@
+//! What a VM description says about a machine, whoever wrote it: VMware `.vmx`
+//! ([`vmx`]), OVF 1.x/2.x and OVA ([`ovf`], [`ova`]), Xen `xl.cfg` and legacy `xm`
+//! ([`xen`]). Every reader fills the same [`VmDescription`]; the domain XML writer and
+//! `ferry v2v` only ever see that.
+//!
+//! Descriptions are hostile input: readers cap sizes, never panic, and fail with a
+//! one-line [`DescError`] naming the file and what is wrong. Values a reader does not
+//! understand are kept out of the model, with a note in [`VmDescription::warnings`].
+
+pub mod model;
+pub mod ova;
+pub mod ovf;
+pub mod vmx;
+pub mod xen;
+
+pub use model::{
+    DiskBus, DiskDesc, DiskDevice, Firmware, NicDesc, SourceHypervisor, Topology, VmDescription,
+    XenPvBoot,
+};
+
+/// Why a description could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DescError {
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not what it claims or breaks its format's rules.
+    #[error("{path}: {reason}")]
+    Malformed { path: String, reason: String },
+    /// Valid, but describes something ferry does not handle.
+    #[error("{path}: unsupported: {what}")]
+    Unsupported { path: String, what: String },
+}
