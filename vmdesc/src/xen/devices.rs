@@ -172,12 +172,14 @@ pub(crate) fn parse_disk(
     if vdev_name.is_empty() {
         return Err(format!("diskspec `{}` names no vdev", clip(spec)));
     }
+    // Messages are one line whatever the vdev holds.
+    let shown = clip(vdev_name);
     let mut device = DiskDevice::Disk;
     match suffix {
         Some("cdrom") => device = DiskDevice::Cdrom,
         Some("disk") | None => {}
         Some(other) => warnings.push(format!(
-            "disk {vdev_name}: unknown vdev suffix `:{}` ignored",
+            "disk {shown}: unknown vdev suffix `:{}` ignored",
             clip(other)
         )),
     }
@@ -185,7 +187,7 @@ pub(crate) fn parse_disk(
         Some("cdrom") => device = DiskDevice::Cdrom,
         Some("disk") | None => {}
         Some(other) => warnings.push(format!(
-            "disk {vdev_name}: unknown devtype `{}` ignored",
+            "disk {shown}: unknown devtype `{}` ignored",
             clip(other)
         )),
     }
@@ -206,12 +208,7 @@ pub(crate) fn parse_disk(
     let mut read_only = match access.map(str::trim) {
         None | Some("") | Some("w") | Some("rw") | Some("w!") => false,
         Some("r") | Some("ro") => true,
-        Some(other) => {
-            return Err(format!(
-                "disk {vdev_name}: unknown access `{}`",
-                clip(other)
-            ))
-        }
+        Some(other) => return Err(format!("disk {shown}: unknown access `{}`", clip(other))),
     };
     // xl attaches every CD-ROM read-only whatever the access says.
     if device == DiskDevice::Cdrom {
@@ -228,7 +225,7 @@ pub(crate) fn parse_disk(
             Some(Prefix::Format(f)) => prefix_format = Some(f),
             Some(Prefix::Network) => {
                 warnings.push(format!(
-                    "disk {vdev_name}: network target `{}` skipped (no file or device to copy)",
+                    "disk {shown}: network target `{}` skipped (no file or device to copy)",
                     clip(path_text)
                 ));
                 return Ok(None);
@@ -241,7 +238,7 @@ pub(crate) fn parse_disk(
     if let Some((p, _)) = path_text.split_once(':') {
         if matches!(prefix(p), Some(Prefix::Network)) {
             warnings.push(format!(
-                "disk {vdev_name}: network target `{}` skipped (no file or device to copy)",
+                "disk {shown}: network target `{}` skipped (no file or device to copy)",
                 clip(path_text)
             ));
             return Ok(None);
@@ -254,7 +251,7 @@ pub(crate) fn parse_disk(
     };
     if format.as_deref() == Some("empty") || path_text.is_empty() {
         if device != DiskDevice::Cdrom {
-            return Err(format!("disk {vdev_name} has no target"));
+            return Err(format!("disk {shown} has no target"));
         }
         return Ok(Some(DiskDesc {
             path: None,

@@ -7,7 +7,7 @@
 //! and `%` formatting. There is no Rust crate for either; a TOML/INI parser would
 //! misread quoting and multi-line lists, and running Python is out of the question for
 //! hostile input. The grammar is small enough that a tokenizer plus a loop
-//! ([`syntax`]) is shorter than the glue any generator would need, and it lets us
+//! (`syntax.rs`) is shorter than the glue any generator would need, and it lets us
 //! accept the Python-only bits xm files really use (triple quotes, trailing commas)
 //! while refusing real code with a one-line error instead of evaluating it.
 //!

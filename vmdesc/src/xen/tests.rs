@@ -788,6 +788,11 @@ fn hostile_inputs_fail_cleanly() {
             assert!(!e.to_string().contains('\n'), "{text:?}: {e}");
         }
     }
+    // Newlines inside values never reach an error message.
+    let r = parse("name='g'\nmemory=1\ndisk=['/a,raw,x\\nvd\\na,bogus']\n");
+    assert_one_line_error(r);
+    let r = parse("name='g'\nmemory=1\ndisk=['/a,raw,xvda,w', 'fmt\\n=1']\n");
+    assert_one_line_error(r);
     let many = format!(
         "name='g'\nmemory=1\ndisk=[{}]\n",
         "'/a,raw,xvda,w',".repeat(5000)
