@@ -1,0 +1,1 @@
+//! A libvirt `<domain>` as a typed model, built from a [`vmdesc::VmDescription`].
