@@ -15,3 +15,4 @@ pub mod cli;
 pub mod demo;
 pub mod guest;
 pub mod layout;
+pub mod v2v;

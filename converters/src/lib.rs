@@ -16,6 +16,7 @@ pub mod compress;
 pub mod error;
 pub mod image_file;
 pub mod legacy;
+pub mod member;
 pub mod probe;
 pub mod qcow2;
 pub mod raw;

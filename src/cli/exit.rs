@@ -16,6 +16,8 @@ pub enum Exit {
     VerifyFailed = 4,
     /// A guest fixup failed; the disk was left as it was.
     FixupFailed = 5,
+    /// libvirt refused: no daemon, permission denied, the domain exists, start failed.
+    LibvirtFailed = 6,
     /// Interrupted (Ctrl-C / SIGINT / SIGTERM); partial output was removed.
     Interrupted = 130,
 }

@@ -8,6 +8,7 @@ mod info;
 mod inspect;
 pub mod progress;
 mod units;
+mod v2v;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,6 +26,7 @@ EXIT STATUS:
   3  the output could not be written
   4  --verify found the output different from the source
   5  a fixup failed; the disk was left unchanged
+  6  libvirt refused (ferry v2v --define): no daemon, permission, name or UUID exists
 130  interrupted; partial output was removed";
 
 /// Set by the Ctrl-C handler; long operations poll it and unwind, removing partial output.
@@ -71,6 +73,10 @@ pub enum Command {
     /// consoles, NIC names, foreign guest tools (in place, no helper VM)
     #[command(after_help = FIXUP_HELP)]
     Fixup(FixupArgs),
+    /// Move a VMware, OVF/OVA, Xen or libvirt guest (or bare disks) to KVM: convert every
+    /// disk, fix the guest, write libvirt domain XML, optionally define and start it
+    #[command(name = "v2v", after_help = V2V_HELP)]
+    V2v(V2vArgs),
     /// Build a small sample VMware disk and convert it, showing each step
     #[command(after_help = EXIT_CODES)]
     Demo(DemoArgs),
@@ -131,6 +137,107 @@ EXIT STATUS:
   3  the disk could not be written
   5  a fixup failed; the disk was left unchanged
 130  interrupted; the disk was left unchanged";
+
+const V2V_HELP: &str = "\
+SOURCES (the kind is read from the content, not the file name):
+  NAME.vmx                 VMware: vCPUs, memory, firmware, disks in controller order, NICs
+  NAME.ovf, NAME.ova       OVF 1.x/2.x; an OVA's manifest is verified and its disks are
+                           read straight out of the tar
+  xl.cfg / xm config       Xen: disk=[...] in both syntaxes, vif=[...], PV or HVM
+  NAME.xml                 a libvirt domain of the source guest (virsh dumpxml)
+  DISK [DISK...]           bare disks (any format ferry reads): 2 vCPUs, 2 GiB assumed
+
+STAGES:
+  read      the description, every disk opened read-only
+  fixup     the Linux guest fixed for KVM in an overlay (see `ferry fixup --help`);
+            the source is never written
+  convert   every disk converted at once to --out/NAME-diskN.qcow2 (or raw)
+  verify    each output proved equal to the fixed source, extent by extent
+  domain    --out/NAME.xml: q35, OVMF for UEFI guests, virtio disks vda.. in source order,
+            virtio-net with the source MACs, serial console, guest agent channel, RNG;
+            SATA and e1000 when the guest cannot get virtio drivers
+  define    with --define: the domain defined (persistent) at --connect; --start starts it
+  --out/NAME.report.json records every stage and how long it took.
+
+NETWORKS: each NIC keeps its MAC. A NIC whose source network is named by --network-map
+SRC=TARGET is connected to TARGET, others to --network. TARGET is network:NAME,
+bridge:NAME or user (QEMU's user-mode network); a bare NAME means network:NAME.
+
+EXAMPLES:
+  ferry v2v --dry-run web01.vmx --out /var/lib/libvirt/images
+  ferry v2v web01.vmx --out /var/lib/libvirt/images --define --start
+  ferry v2v appliance.ova --out out --no-fixups --network-map 'VM Network=bridge:br0'
+  ferry v2v /etc/xen/db01.cfg --out out --define --connect qemu+ssh://kvm1/system
+
+EXIT STATUS:
+  0  success
+  1  bad input: unreadable or malformed description or disk, no OS to fix (see --no-fixups)
+  2  usage error: the command line is wrong
+  3  the output could not be written, or an output already exists
+  4  an output differed from its source; nothing was left in --out
+  5  a fixup failed; nothing was written
+  6  libvirt refused: no daemon, permission denied, the name or UUID exists, or start failed
+130  interrupted; nothing was left in --out";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum VirtTypeArg {
+    /// Hardware virtualization (/dev/kvm)
+    Kvm,
+    /// QEMU's TCG emulation (no /dev/kvm, nested hosts, CI)
+    Qemu,
+}
+
+#[derive(Debug, Args)]
+pub struct V2vArgs {
+    /// Folder receiving the converted disks, NAME.xml and NAME.report.json (created if missing)
+    #[arg(short = 'o', long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Domain name (default: the source VM's name)
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Disk format written
+    #[arg(short = 'O', long = "output-format", value_enum, default_value = "qcow2")]
+    pub output_format: OutputFormat,
+    /// Connect NICs on source network SRC to TARGET (network:NAME, bridge:NAME, user); repeatable
+    #[arg(long = "network-map", value_name = "SRC=TARGET")]
+    pub network_map: Vec<String>,
+    /// Where NICs not named by --network-map are connected
+    #[arg(long, value_name = "TARGET", default_value = "network:default")]
+    pub network: String,
+    /// Define the domain in libvirt (persistent); never replaces an existing one
+    #[arg(long)]
+    pub define: bool,
+    /// libvirt connection URI for --define
+    #[arg(short = 'c', long, value_name = "URI", default_value = "qemu:///system")]
+    pub connect: String,
+    /// Start the domain once defined (implies --define)
+    #[arg(long)]
+    pub start: bool,
+    /// Put the disks in this libvirt storage pool's folder instead of --out (dir pools)
+    #[arg(long, value_name = "NAME")]
+    pub pool: Option<String>,
+    /// Domain type (default: kvm when the libvirt host offers it, else qemu)
+    #[arg(long, value_enum)]
+    pub virt_type: Option<VirtTypeArg>,
+    /// Convert and describe only: no inspection, no fixups (data disks, appliances)
+    #[arg(long)]
+    pub no_fixups: bool,
+    /// Skip re-reading each output to prove it equal to its source
+    #[arg(long)]
+    pub no_verify: bool,
+    /// Print the plan (disks, bytes to copy, fixups as diffs, the domain XML); write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print a JSON report on stdout instead of text
+    #[arg(long)]
+    pub json: bool,
+    /// Worker threads shared by all disks (default: all cores)
+    #[arg(short = 'j', long)]
+    pub jobs: Option<usize>,
+    /// A .vmx, .ovf, .ova, Xen config or libvirt XML; or one or more disks
+    #[arg(required = true, value_name = "SOURCE")]
+    pub sources: Vec<PathBuf>,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum TargetArg {
@@ -293,6 +400,7 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Info(args) => info::run(&args),
         Command::Inspect(args) => inspect::run(&args),
         Command::Fixup(args) => fixup::run(&args),
+        Command::V2v(args) => v2v::run(&args),
         Command::Demo(args) => demo::run(&args),
     }
 }

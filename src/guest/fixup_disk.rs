@@ -109,8 +109,67 @@ pub fn fixup_disk(
         }
     };
     let format = format.to_string();
+    let fixed = fix_in_overlay(disk, source, &scratch_dir(disk), opts)?;
+    let any_change = fixed.changed();
+    let FixedOverlay {
+        overlay,
+        reports,
+        root: root_location,
+        os,
+    } = fixed;
+    let commit = if any_change { commit } else { Commit::None };
+    match commit {
+        Commit::None => {}
+        Commit::InPlace => {
+            commit_in_place(&overlay, disk).map_err(|e| {
+                FixupDiskError::WriteFailed(format!("{name}: writing the fixed blocks: {e}"))
+            })?;
+        }
+        Commit::Qcow2Rewrite => rewrite_qcow2(disk, &overlay, opts)?,
+    }
+    Ok(FixupRun {
+        disk: name.to_string(),
+        format,
+        target: opts.target,
+        dry_run: opts.dry_run,
+        root: root_location,
+        os,
+        changed_bytes: if any_change { overlay.dirty_bytes() } else { 0 },
+        fixups: reports,
+        commit,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// A guest fixed in an overlay over its unchanged source: what `ferry v2v` copies from, so
+/// the fixed guest is written once, and what [`fixup_disk`] commits.
+pub struct FixedOverlay {
+    pub overlay: Arc<Overlay>,
+    pub reports: Vec<FixupReport>,
+    /// Where the root filesystem is (`partition 1`).
+    pub root: String,
+    pub os: Option<String>,
+}
+
+impl FixedOverlay {
+    pub fn changed(&self) -> bool {
+        self.reports.iter().any(|r| r.outcome == Outcome::Applied)
+    }
+}
+
+/// Finds the Linux root on `source` and runs every fixup into an overlay whose scratch
+/// file lives in `scratch`; the source is never written. With `opts.dry_run` on a
+/// filesystem ferry cannot write (xfs), the fixups are only planned.
+pub fn fix_in_overlay(
+    disk: &Path,
+    source: Arc<dyn DiskSource>,
+    scratch: &Path,
+    opts: &FixupOptions<'_>,
+) -> Result<FixedOverlay, FixupDiskError> {
+    let name = disk.display();
+    let bad = |msg: String| FixupDiskError::BadInput(msg);
     let overlay = Arc::new(
-        Overlay::new(source.clone(), &scratch_dir(disk))
+        Overlay::new(source.clone(), scratch)
             .map_err(|e| FixupDiskError::WriteFailed(format!("{name}: overlay: {e}")))?,
     );
     let guests = find_guests_on(overlay.as_ref(), overlay.clone())
@@ -161,31 +220,14 @@ pub fn fixup_disk(
         .map_err(|e| failed(e.to_string()))?;
     tree.close()
         .map_err(|e| failed(format!("closing the filesystems: {e}")))?;
-    let any_change = reports.iter().any(|r| r.outcome == Outcome::Applied);
-    let commit = if any_change { commit } else { Commit::None };
-    match commit {
-        Commit::None => {}
-        Commit::InPlace => {
-            commit_in_place(&overlay, disk).map_err(|e| {
-                FixupDiskError::WriteFailed(format!("{name}: writing the fixed blocks: {e}"))
-            })?;
-        }
-        Commit::Qcow2Rewrite => rewrite_qcow2(disk, &overlay, opts)?,
-    }
-    Ok(FixupRun {
-        disk: name.to_string(),
-        format,
-        target: opts.target,
-        dry_run: opts.dry_run,
+    Ok(FixedOverlay {
+        overlay,
+        reports,
         root: root.location.clone(),
         os: root
             .os
             .as_ref()
             .map(|o| o.os.pretty_name.clone().unwrap_or_else(|| o.os.id.clone())),
-        changed_bytes: if any_change { overlay.dirty_bytes() } else { 0 },
-        fixups: reports,
-        commit,
-        seconds: started.elapsed().as_secs_f64(),
     })
 }
 

@@ -21,7 +21,9 @@ use fixups::inspect::{inspect_filesystem, GuestOs};
 use fixups::blockdev::Window;
 
 use crate::layout::{classify, filesystems::filesystem_uuid, read_layout, DiskLayout, Filesystem};
-pub use fixup_disk::{fixup_disk, Commit, FixupDiskError, FixupOptions, FixupRun};
+pub use fixup_disk::{
+    fix_in_overlay, fixup_disk, Commit, FixedOverlay, FixupDiskError, FixupOptions, FixupRun,
+};
 pub use opened::OpenedFs;
 pub use overlay::{commit_in_place, Overlay};
 pub use source_range::SourceRange;

@@ -17,4 +17,5 @@ mod guest_images;
 mod inspect;
 mod separate_boot;
 mod util;
+mod v2v;
 mod xfs_guest;

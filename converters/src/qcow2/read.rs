@@ -68,7 +68,13 @@ type Visit<'a> = dyn FnMut(u64, u64, Piece) -> Result<bool> + 'a;
 impl Qcow2Source {
     /// Opens and validates `path`; returns the source and its backing reference, if any.
     pub fn open(path: &Path) -> Result<(Qcow2Source, Option<BackingRef>)> {
-        let file = ImageFile::open(path)?;
+        Self::open_file(ImageFile::open(path)?)
+    }
+
+    /// Opens a qcow2 held in an already open window (an OVA member).
+    pub fn open_file(file: ImageFile) -> Result<(Qcow2Source, Option<BackingRef>)> {
+        let path = file.path().to_path_buf();
+        let path = path.as_path();
         let mut head = [0u8; 112];
         let n = file.read_at_most(&mut head, 0, "qcow2 header")?;
         let header = Header::parse(path, &head[..n])?;

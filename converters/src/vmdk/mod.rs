@@ -61,3 +61,9 @@ pub fn open(
 ) -> Result<Box<dyn DiskSource>> {
     open::open(path, opts, guard)
 }
+
+/// Opens a single-file VMDK (monolithicSparse or streamOptimized) held in a window of
+/// another file, such as a disk inside an OVA, without copying it out.
+pub fn open_embedded(file: crate::image_file::ImageFile) -> Result<Box<dyn DiskSource>> {
+    open::open_embedded(file)
+}

@@ -53,6 +53,32 @@ pub(super) fn open(
     Ok(Box::new(Layered::new(Box::new(disk), parent)))
 }
 
+/// A VMDK inside another file can only be one self-contained sparse file: its descriptor
+/// could not name extent or parent files next to it.
+pub(super) fn open_embedded(file: ImageFile) -> Result<Box<dyn DiskSource>> {
+    let path = file.path().to_path_buf();
+    let single_file_only = |what: &str| {
+        Error::unsupported(
+            &path,
+            format!("{what} inside an archive; only single-file VMDKs (monolithicSparse, streamOptimized) are read from one"),
+        )
+    };
+    match kind_of(&file)? {
+        Kind::Hosted => {}
+        Kind::Delta(what) => return Err(single_file_only(what)),
+        Kind::Text => return Err(single_file_only("a VMDK descriptor naming other files")),
+    }
+    let hdr = header::read_hosted(&file)?;
+    if hdr.geometry.capacity_sectors == 0 {
+        return Err(single_file_only("a VMDK descriptor naming other files"));
+    }
+    let (disk, desc) = open_hosted(&path, file)?;
+    if parent_link(&path, &desc)?.is_some() {
+        return Err(single_file_only("a snapshot delta"));
+    }
+    Ok(Box::new(disk))
+}
+
 /// What kind of file `path` is, from its first bytes.
 enum Kind {
     Hosted,
