@@ -23,6 +23,7 @@ pub fn run(args: &DemoArgs) -> CliResult {
         let exit = match e {
             DemoError::Verify(_) => Exit::VerifyFailed,
             DemoError::Fixup(_) => Exit::FixupFailed,
+            DemoError::V2v(crate::v2v::V2vError::Libvirt(_)) => Exit::LibvirtFailed,
             _ => Exit::OutputFailed,
         };
         Failure::new(exit, e)
@@ -88,9 +89,31 @@ pub fn run(args: &DemoArgs) -> CliResult {
             ),
         }
     }
+    let v = &report.v2v;
     println!(
-        "\nnext: ferry info {0}; ferry inspect {0}; ferry fixup --dry-run {0}",
-        report.output.display()
+        "8. moved the whole VM from {} with ferry v2v in {:.2} s:",
+        report.vmx.display(),
+        v.seconds
+    );
+    for s in &v.stages {
+        println!("     {:<8} {:.2} s  {}", s.stage, s.seconds, s.what);
+    }
+    for d in &v.disks {
+        println!("     disk     {}", d.plan.output.display());
+    }
+    println!("     domain   {} ({})", v.domain_xml_path, v.guest_caps.reason);
+    match (&v.libvirt, &report.libvirt_skipped) {
+        (Some(l), _) => println!(
+            "     libvirt  defined '{}' at {} (not started); remove it with `virsh undefine {}`",
+            l.name, l.uri, l.name
+        ),
+        (None, Some(why)) => println!("     libvirt  not defined: {why}"),
+        (None, None) => {}
+    }
+    println!(
+        "\nnext: ferry info {0}; ferry inspect {0}; ferry fixup --dry-run {0}; ferry v2v --dry-run {1} --out DIR",
+        report.output.display(),
+        report.vmx.display()
     );
     Ok(())
 }

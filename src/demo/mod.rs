@@ -1,6 +1,7 @@
 //! `ferry demo`: builds a small VMware guest disk and runs it through ferry's pipeline, so
-//! a new user sees every stage work on their machine in seconds. Later stages (fixups,
-//! libvirt) join the demo as they land.
+//! a new user sees every stage work on their machine in seconds: conversion, verification,
+//! inspection and fixups on the disk, then the whole `ferry v2v` move of the VM from its
+//! `.vmx` — defined in libvirt when a daemon answers at `qemu:///system`.
 
 mod sample_disk;
 pub mod vmdk_writer;
@@ -31,7 +32,15 @@ pub enum DemoError {
     Verify(String),
     #[error("fixup: {0}")]
     Fixup(String),
+    #[error("v2v: {0}")]
+    V2v(#[from] crate::v2v::V2vError),
 }
+
+/// The sample VM's NIC, as its guest configuration names it.
+pub const SAMPLE_MAC: &str = "00:50:56:8a:3c:01";
+
+/// The libvirt host the demo defines its VM on, when one answers.
+const DEMO_URI: &str = "qemu:///system";
 
 #[derive(Debug, Serialize)]
 pub struct DemoReport {
@@ -53,6 +62,11 @@ pub struct DemoReport {
     pub build_seconds: f64,
     /// `ferry fixup` of the converted qcow2.
     pub fixup: FixupRun,
+    pub vmx: PathBuf,
+    /// `ferry v2v` of the sample `.vmx`.
+    pub v2v: crate::v2v::V2vReport,
+    /// Why the VM was not defined in libvirt, when it was not.
+    pub libvirt_skipped: Option<String>,
 }
 
 /// Runs the demo in `dir` (created if missing).
@@ -101,6 +115,32 @@ pub fn run(dir: &Path) -> Result<DemoReport, DemoError> {
     };
     let fixup = fixup_disk(&output, std::sync::Arc::from(fixed), &fixup_opts)
         .map_err(|e| DemoError::Fixup(e.to_string()))?;
+
+    let vmx = dir.join("web01.vmx");
+    std::fs::write(&vmx, sample_vmx("web01.vmdk")).map_err(build_err)?;
+    let (define, libvirt_skipped) = match virtconn::Connection::open(DEMO_URI) {
+        Ok(_) => (
+            Some(crate::v2v::DefineOptions {
+                uri: DEMO_URI.to_string(),
+                start: false,
+                pool: None,
+            }),
+            None,
+        ),
+        Err(e) => (None, Some(e.to_string())),
+    };
+    let v2v_opts = crate::v2v::V2vOptions {
+        out_dir: dir.join("kvm"),
+        name: Some(demo_domain_name(dir)),
+        default_network: domain::NetTarget::User,
+        define,
+        ..crate::v2v::V2vOptions::default()
+    };
+    let v2v = crate::v2v::run(
+        std::slice::from_ref(&vmx),
+        &v2v_opts,
+        &crate::v2v::Silent,
+    )?;
     Ok(DemoReport {
         dir: dir.to_path_buf(),
         source: vmdk.clone(),
@@ -118,7 +158,33 @@ pub fn run(dir: &Path) -> Result<DemoReport, DemoError> {
         copy,
         verify,
         build_seconds,
+        vmx,
+        v2v,
+        libvirt_skipped,
     })
+}
+
+/// The sample VM as VMware Workstation would describe it.
+fn sample_vmx(disk_file: &str) -> String {
+    format!(
+        ".encoding = \"UTF-8\"\nconfig.version = \"8\"\nvirtualHW.version = \"19\"\n\
+         displayName = \"web01\"\nguestOS = \"debian12-64\"\nnumvcpus = \"2\"\n\
+         memsize = \"1024\"\nscsi0.present = \"TRUE\"\nscsi0.virtualDev = \"pvscsi\"\n\
+         scsi0:0.present = \"TRUE\"\nscsi0:0.fileName = \"{disk_file}\"\n\
+         ethernet0.present = \"TRUE\"\nethernet0.virtualDev = \"vmxnet3\"\n\
+         ethernet0.networkName = \"VM Network\"\nethernet0.addressType = \"static\"\n\
+         ethernet0.address = \"{SAMPLE_MAC}\"\n"
+    )
+}
+
+/// Unique per demo folder, so a second demo never meets the first one's domain.
+fn demo_domain_name(dir: &Path) -> String {
+    let tag = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tag = tag.trim_start_matches("ferry-demo-");
+    domain::sanitize_name(&format!("ferry-demo-web01-{tag}"))
 }
 
 /// What inspection finds on the converted disk, in a phrase each.
