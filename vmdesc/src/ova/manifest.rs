@@ -47,18 +47,8 @@ fn malformed(path: &str, reason: String) -> DescError {
 
 /// Reads a manifest's text, capped at [`MANIFEST_LIMIT`].
 pub(crate) fn read_text(path: &str, reader: impl Read) -> Result<String, DescError> {
-    let mut bytes = Vec::new();
-    reader
-        .take(MANIFEST_LIMIT + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|source| DescError::Io {
-            path: path.to_string(),
-            source,
-        })?;
-    if bytes.len() as u64 > MANIFEST_LIMIT {
-        return Err(malformed(path, "manifest larger than 1 MiB".into()));
-    }
-    String::from_utf8(bytes).map_err(|_| malformed(path, "manifest is not UTF-8".into()))
+    let bytes = crate::capped::read_capped_from(path, reader, MANIFEST_LIMIT, "a manifest")?;
+    crate::capped::utf8(path, bytes, "a manifest")
 }
 
 /// Parses every non-blank line; `path` names the manifest in errors.

@@ -72,12 +72,11 @@ pub fn read_ova(path: &Path) -> Result<Ova, DescError> {
             format!("{} is larger than 16 MiB", ovf.name),
         ));
     }
-    let mut bytes = Vec::new();
-    member_reader(path, &mut file, ovf)?
-        .read_to_end(&mut bytes)
-        .map_err(|e| io(path, e))?;
-    let xml = String::from_utf8(bytes)
-        .map_err(|_| malformed(path, format!("{} is not UTF-8", ovf.name)))?;
+    let shown = path.display().to_string();
+    let what = format!("an OVF descriptor ({})", ovf.name);
+    let member = member_reader(path, &mut file, ovf)?;
+    let bytes = crate::capped::read_capped_from(&shown, member, OVF_LIMIT, &what)?;
+    let xml = crate::capped::utf8(&shown, bytes, &what)?;
     // Disk hrefs are relative to the OVF's folder inside the archive.
     let base = Path::new(&ovf.name).parent().unwrap_or(Path::new(""));
     let (mut description, sizes) = crate::ovf::parse_with_sizes(path, &xml, base)?;
@@ -110,7 +109,6 @@ pub fn read_ova(path: &Path) -> Result<Ova, DescError> {
             .warnings
             .push("no manifest (.mf) in the archive: members not verified".into());
     }
-    let shown = path.display().to_string();
     for mf in manifests {
         let text = manifest::read_text(&shown, member_reader(path, &mut file, mf)?)?;
         let dir = Path::new(&mf.name).parent().unwrap_or(Path::new(""));
@@ -234,17 +232,19 @@ fn walk_tar(path: &Path, file: &mut File, len: u64) -> Result<Vec<OvaMember>, De
             })?;
         let kind = header[156];
         let read_meta = |file: &mut File| -> Result<Vec<u8>, DescError> {
+            // The header states the size: refuse before reading anything.
             if size > MAX_META {
                 return Err(malformed(
                     path,
                     format!("tar metadata at offset {offset} too large"),
                 ));
             }
-            let mut buf = Vec::new();
-            file.take(size)
-                .read_to_end(&mut buf)
-                .map_err(|e| io(path, e))?;
-            Ok(buf)
+            crate::capped::read_capped_from(
+                &path.display().to_string(),
+                file.take(size),
+                MAX_META,
+                &format!("tar metadata (offset {offset})"),
+            )
         };
         match kind {
             b'L' => long_name = Some(cstr(&read_meta(file)?)),

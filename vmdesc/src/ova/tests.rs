@@ -4,15 +4,7 @@ use sha2::{Digest, Sha256};
 
 use super::*;
 
-fn corpus() -> Option<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus");
-    if root.is_dir() {
-        Some(root)
-    } else {
-        eprintln!("corpus absent at {}: skipped", root.display());
-        None
-    }
-}
+use crate::testutil::{corpus, tempdir};
 
 /// One ustar header + padded data. `kind` is the typeflag.
 fn entry(out: &mut Vec<u8>, name: &str, kind: u8, data: &[u8]) {
@@ -97,7 +89,7 @@ fn good_manifest() -> String {
 
 #[test]
 fn built_ova_verifies_and_locates_members() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = tempdir();
     let path = build(dir.path(), Some(&good_manifest()), &disk());
     let ova = read_ova(&path).expect("reads");
     let d = &ova.description;
@@ -130,7 +122,7 @@ fn built_ova_verifies_and_locates_members() {
 
 #[test]
 fn flipped_disk_byte_is_refused() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = tempdir();
     let mut bad = disk();
     bad[100] ^= 0x40;
     let path = build(dir.path(), Some(&good_manifest()), &bad);
@@ -144,7 +136,7 @@ fn flipped_disk_byte_is_refused() {
 
 #[test]
 fn manifest_naming_a_missing_member_is_refused() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = tempdir();
     let mf = format!("{}SHA1(disk2.vmdk)= {}\n", good_manifest(), "0".repeat(40));
     let path = build(dir.path(), Some(&mf), &disk());
     let e = read_ova(&path).expect_err("missing").to_string();
@@ -153,7 +145,7 @@ fn manifest_naming_a_missing_member_is_refused() {
 
 #[test]
 fn no_manifest_is_a_warning() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = tempdir();
     let path = build(dir.path(), None, &disk());
     let ova = read_ova(&path).expect("reads");
     assert!(ova
@@ -182,7 +174,7 @@ fn long_names_and_subfolders() {
     let mf = format!("SHA256 (disk1.vmdk) = {}\n", sha256_hex(&disk()));
     entry(&mut tar, "./sub/x.mf", b'0', mf.as_bytes());
     tar.extend_from_slice(&[0u8; 1024]);
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = tempdir();
     let path = dir.path().join("sub.ova");
     std::fs::write(&path, &tar).expect("write");
     let ova = read_ova(&path).expect("reads");
@@ -196,7 +188,7 @@ fn long_names_and_subfolders() {
 
 #[test]
 fn not_a_tar() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = tempdir();
     let cases: [(&str, Vec<u8>, &str); 4] = [
         (
             "gz.ova",

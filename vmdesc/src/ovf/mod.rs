@@ -5,7 +5,6 @@
 mod tests;
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 
 use roxmltree::{Document, Node, ParsingOptions};
@@ -28,19 +27,9 @@ const XML_LIMIT: u64 = 16 << 20;
 
 /// Reads an OVF file and, when a sibling `NAME.mf` exists, verifies it.
 pub fn read_ovf(path: &Path) -> Result<VmDescription, DescError> {
-    let io = |source| DescError::Io {
-        path: path.display().to_string(),
-        source,
-    };
-    let file = std::fs::File::open(path).map_err(io)?;
-    let mut bytes = Vec::new();
-    file.take(XML_LIMIT + 1)
-        .read_to_end(&mut bytes)
-        .map_err(io)?;
-    if bytes.len() as u64 > XML_LIMIT {
-        return Err(malformed(path, "OVF descriptor larger than 16 MiB"));
-    }
-    let xml = String::from_utf8(bytes).map_err(|_| malformed(path, "not UTF-8"))?;
+    const WHAT: &str = "an OVF descriptor";
+    let bytes = crate::capped::read_capped(path, XML_LIMIT, WHAT)?;
+    let xml = crate::capped::utf8(&path.display().to_string(), bytes, WHAT)?;
     let base = path.parent().unwrap_or(Path::new(""));
     let (mut desc, sizes) = parse_with_sizes(path, &xml, base)?;
     // The disks need not be here yet (the description may be read before they are

@@ -1,14 +1,6 @@
 use super::*;
 
-fn corpus() -> Option<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus");
-    if root.is_dir() {
-        Some(root)
-    } else {
-        eprintln!("corpus absent at {}: skipped", root.display());
-        None
-    }
-}
+use crate::testutil::{corpus, files_with_ext, tempdir};
 
 fn read(rel: &str) -> Option<VmDescription> {
     let root = corpus()?;
@@ -81,25 +73,10 @@ const READS_WITH: &[(&str, &str)] = &[
     ("govmomi-ovf/unsupported-resourcesubtype.ovf", "ignored"),
 ];
 
-fn all_ovfs(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in rd.flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            all_ovfs(&p, out);
-        } else if p.extension().is_some_and(|e| e.eq_ignore_ascii_case("ovf")) {
-            out.push(p);
-        }
-    }
-}
-
 #[test]
 fn every_corpus_descriptor_reads_or_fails_cleanly() {
     let Some(root) = corpus() else { return };
-    let mut files = Vec::new();
-    all_ovfs(&root, &mut files);
+    let files = files_with_ext(&root, "ovf");
     assert!(files.len() > 60, "corpus has {} .ovf", files.len());
     for p in files {
         let rel = p
@@ -294,7 +271,7 @@ fn capacity_from_product_property() {
 #[test]
 fn sibling_manifest_mismatch_is_refused() {
     let Some(root) = corpus() else { return };
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = tempdir();
     for f in [
         "input.ovf",
         "input.mf",

@@ -17,7 +17,6 @@
 //!   empty drives: the host's device does not travel with the guest.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::model::{
@@ -53,23 +52,7 @@ const DEFAULT_MEMORY_MIB: u64 = 32;
 
 /// Reads and parses a `.vmx` file.
 pub fn read_vmx(path: &Path) -> Result<VmDescription, DescError> {
-    let io_err = |source| DescError::Io {
-        path: path.display().to_string(),
-        source,
-    };
-    let file = std::fs::File::open(path).map_err(io_err)?;
-    let mut bytes = Vec::new();
-    // Read one byte past the cap so an oversized file is detected without trusting
-    // metadata (a FIFO or /proc file reports length 0).
-    file.take(MAX_VMX_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(io_err)?;
-    if bytes.len() as u64 > MAX_VMX_BYTES {
-        return Err(malformed(
-            path,
-            format!("larger than {MAX_VMX_BYTES} bytes, not a .vmx"),
-        ));
-    }
+    let bytes = crate::capped::read_capped(path, MAX_VMX_BYTES, "a .vmx")?;
     if bytes.contains(&0) {
         return Err(malformed(
             path,

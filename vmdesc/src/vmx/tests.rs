@@ -2,10 +2,7 @@ use std::path::{Path, PathBuf};
 
 use super::*;
 
-fn corpus() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus");
-    dir.is_dir().then_some(dir)
-}
+use crate::testutil::{corpus, files_with_ext, tempdir};
 
 fn parse(text: &str) -> VmDescription {
     match parse_vmx(Path::new("/vms/test/test.vmx"), text) {
@@ -30,29 +27,10 @@ fn has_warning(d: &VmDescription, needle: &str) -> bool {
     d.warnings.iter().any(|w| w.contains(needle))
 }
 
-/// Every .vmx under the corpus, recursively.
-fn all_vmx(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in rd.flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            all_vmx(&p, out);
-        } else if p.extension().is_some_and(|x| x.eq_ignore_ascii_case("vmx")) {
-            out.push(p);
-        }
-    }
-}
-
 #[test]
 fn corpus_every_vmx_parses_or_is_refused_cleanly() {
-    let Some(dir) = corpus() else {
-        eprintln!("corpus absent, skipped");
-        return;
-    };
-    let mut files = Vec::new();
-    all_vmx(&dir, &mut files);
+    let Some(dir) = corpus() else { return };
+    let files = files_with_ext(&dir, "vmx");
     assert!(files.len() >= 14, "found only {files:?}");
     for f in files {
         let r = read_vmx(&f);
@@ -443,7 +421,7 @@ fn crlf_comments_and_bom() {
     assert_eq!(d.disks[0].path, Some(PathBuf::from("/vms/test/disk.vmdk")));
     assert!(d.warnings.is_empty(), "{:?}", d.warnings);
 
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempdir();
     let p = dir.path().join("bom.vmx");
     std::fs::write(&p, b"\xEF\xBB\xBFdisplayName = \"bom\"\r\n").unwrap_or_else(|e| panic!("{e}"));
     let d = read_vmx(&p).unwrap_or_else(|e| panic!("{e}"));
@@ -452,7 +430,7 @@ fn crlf_comments_and_bom() {
 
 #[test]
 fn latin1_file_is_read_with_a_warning() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempdir();
     let p = dir.path().join("l1.vmx");
     std::fs::write(&p, b"displayName = \"caf\xE9\"\n").unwrap_or_else(|e| panic!("{e}"));
     let d = read_vmx(&p).unwrap_or_else(|e| panic!("{e}"));
@@ -526,7 +504,7 @@ fn hostile_binary_garbage_is_malformed() {
         Err(DescError::Malformed { .. })
     ));
     // Pseudo-random bytes through the file reader.
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempdir();
     let f = dir.path().join("rand.vmx");
     let mut x: u32 = 0x1234_5678;
     let bytes: Vec<u8> = (0..65536)
@@ -549,7 +527,7 @@ fn hostile_binary_garbage_is_malformed() {
 
 #[test]
 fn hostile_ten_megabytes_is_refused() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempdir();
     let f = dir.path().join("big.vmx");
     let line = "displayName = \"x\"\n";
     let text = line.repeat(10 * 1024 * 1024 / line.len() + 1);

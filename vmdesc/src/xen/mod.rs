@@ -19,7 +19,6 @@ mod syntax;
 #[cfg(test)]
 mod tests;
 
-use std::io::Read;
 use std::path::Path;
 
 use crate::model::{
@@ -36,22 +35,9 @@ const MIB: u64 = 1024 * 1024;
 
 /// Reads and parses the xl/xm config at `path`.
 pub fn read_xen(path: &Path) -> Result<VmDescription, DescError> {
-    let io = |source| DescError::Io {
-        path: path.display().to_string(),
-        source,
-    };
-    let file = std::fs::File::open(path).map_err(io)?;
-    let mut bytes = Vec::new();
-    // Read one byte past the cap so an oversized file is noticed without trusting
-    // metadata (which lies for pipes and /proc files).
-    file.take(MAX_FILE_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(io)?;
-    if bytes.len() as u64 > MAX_FILE_BYTES {
-        return Err(malformed(path, "larger than 1 MiB: not a Xen guest config"));
-    }
-    let text = String::from_utf8(bytes)
-        .map_err(|_| malformed(path, "not UTF-8 text: not a Xen guest config"))?;
+    const WHAT: &str = "a Xen guest config";
+    let bytes = crate::capped::read_capped(path, MAX_FILE_BYTES, WHAT)?;
+    let text = crate::capped::utf8(&path.display().to_string(), bytes, WHAT)?;
     parse_xen(path, &text)
 }
 

@@ -1,27 +1,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::*;
 use crate::model::NicDesc;
 
-fn corpus() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus");
-    if dir.join("MANIFEST.tsv").is_file() {
-        Some(dir)
-    } else {
-        eprintln!("corpus absent at {}; skipping", dir.display());
-        None
-    }
-}
+use crate::testutil::{corpus, corpus_file, manifest_rows, tempdir};
 
 fn read(rel: &str) -> Option<VmDescription> {
-    let dir = corpus()?;
-    let path = dir.join(rel);
-    if !path.is_file() {
-        eprintln!("{rel} absent; skipping");
-        return None;
-    }
+    let path = corpus_file(rel)?;
     Some(read_xen(&path).unwrap_or_else(|e| panic!("{rel}: {e}")))
 }
 
@@ -55,14 +42,10 @@ const MIB: u64 = 1024 * 1024;
 #[test]
 fn every_corpus_xen_config_parses_or_fails_cleanly() {
     let Some(dir) = corpus() else { return };
-    let manifest = std::fs::read_to_string(dir.join("MANIFEST.tsv")).unwrap();
     let mut seen = 0;
-    for row in manifest.lines().skip(1) {
-        let cols: Vec<&str> = row.split('\t').collect();
-        let (Some(rel), Some(kind)) = (cols.first(), cols.get(3)) else {
-            continue;
-        };
-        if !matches!(*kind, "xl-cfg" | "xm-cfg" | "xen-other-cfg") {
+    for row in manifest_rows(&dir) {
+        let (rel, kind) = (row.path.as_str(), row.kind.as_str());
+        if !matches!(kind, "xl-cfg" | "xm-cfg" | "xen-other-cfg") {
             continue;
         }
         let path = dir.join(rel);
@@ -83,7 +66,7 @@ fn every_corpus_xen_config_parses_or_fails_cleanly() {
                     msg.contains(rel),
                     "{rel}: error does not name the file: {msg}"
                 );
-                assert_ne!(*kind, "xl-cfg", "{rel}: xl config rejected: {msg}");
+                assert_ne!(kind, "xl-cfg", "{rel}: xl config rejected: {msg}");
             }
         }
     }
@@ -753,7 +736,7 @@ fn assert_one_line_error(r: Result<VmDescription, DescError>) {
 
 #[test]
 fn hostile_inputs_fail_cleanly() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let bin = dir.path().join("bin.cfg");
     std::fs::write(&bin, [0u8, 0xff, 0xfe, 0x00, 0x13, 0x80]).unwrap();
     assert_one_line_error(read_xen(&bin));
