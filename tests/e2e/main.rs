@@ -15,6 +15,7 @@ mod fixup;
 mod guest;
 mod guest_images;
 mod inspect;
+mod libvirtd;
 mod separate_boot;
 mod util;
 mod v2v;
