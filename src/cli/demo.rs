@@ -101,7 +101,10 @@ pub fn run(args: &DemoArgs) -> CliResult {
     for d in &v.disks {
         println!("     disk     {}", d.plan.output.display());
     }
-    println!("     domain   {} ({})", v.domain_xml_path, v.guest_caps.reason);
+    println!(
+        "     domain   {} ({})",
+        v.domain_xml_path, v.guest_caps.reason
+    );
     match (&v.libvirt, &report.libvirt_skipped) {
         (Some(l), _) => println!(
             "     libvirt  defined '{}' at {} (not started); remove it with `virsh undefine {}`",

@@ -196,7 +196,12 @@ pub struct V2vArgs {
     #[arg(long)]
     pub name: Option<String>,
     /// Disk format written
-    #[arg(short = 'O', long = "output-format", value_enum, default_value = "qcow2")]
+    #[arg(
+        short = 'O',
+        long = "output-format",
+        value_enum,
+        default_value = "qcow2"
+    )]
     pub output_format: OutputFormat,
     /// Connect NICs on source network SRC to TARGET (network:NAME, bridge:NAME, user); repeatable
     #[arg(long = "network-map", value_name = "SRC=TARGET")]
@@ -208,7 +213,12 @@ pub struct V2vArgs {
     #[arg(long)]
     pub define: bool,
     /// libvirt connection URI for --define
-    #[arg(short = 'c', long, value_name = "URI", default_value = "qemu:///system")]
+    #[arg(
+        short = 'c',
+        long,
+        value_name = "URI",
+        default_value = "qemu:///system"
+    )]
     pub connect: String,
     /// Start the domain once defined (implies --define)
     #[arg(long)]

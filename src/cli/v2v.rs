@@ -28,12 +28,14 @@ fn options(args: &V2vArgs) -> CliResult<V2vOptions> {
         let (from, to) = entry
             .split_once('=')
             .ok_or_else(|| usage(format!("--network-map '{entry}': expected SOURCE=TARGET")))?;
-        let to = NetTarget::parse(to)
-            .map_err(|e| usage(format!("--network-map '{entry}': {e}")))?;
+        let to =
+            NetTarget::parse(to).map_err(|e| usage(format!("--network-map '{entry}': {e}")))?;
         network_map.push((from.to_string(), to));
     }
     if args.pool.is_some() && !(args.define || args.start) {
-        return Err(usage("--pool needs --define (the pool belongs to the libvirt host)".into()));
+        return Err(usage(
+            "--pool needs --define (the pool belongs to the libvirt host)".into(),
+        ));
     }
     let default_network = NetTarget::parse(&args.network)
         .map_err(|e| usage(format!("--network '{}': {e}", args.network)))?;

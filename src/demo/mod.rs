@@ -136,11 +136,7 @@ pub fn run(dir: &Path) -> Result<DemoReport, DemoError> {
         define,
         ..crate::v2v::V2vOptions::default()
     };
-    let v2v = crate::v2v::run(
-        std::slice::from_ref(&vmx),
-        &v2v_opts,
-        &crate::v2v::Silent,
-    )?;
+    let v2v = crate::v2v::run(std::slice::from_ref(&vmx), &v2v_opts, &crate::v2v::Silent)?;
     Ok(DemoReport {
         dir: dir.to_path_buf(),
         source: vmdk.clone(),

@@ -147,9 +147,9 @@ pub fn run(
         .map(|d| open_disk(d, hypervisor).map(Arc::from))
         .collect::<Result<_, _>>()?;
     let conn = match &opts.define {
-        Some(d) if !opts.dry_run => Some(
-            virtconn::Connection::open(&d.uri).map_err(|e| V2vError::Libvirt(e.to_string()))?,
-        ),
+        Some(d) if !opts.dry_run => {
+            Some(virtconn::Connection::open(&d.uri).map_err(|e| V2vError::Libvirt(e.to_string()))?)
+        }
         _ => None,
     };
     let disk_dir = match (&conn, opts.define.as_ref().and_then(|d| d.pool.as_ref())) {
@@ -275,11 +275,8 @@ pub fn run(
         .map(|d| create_sink(&d.output, d.virtual_size, opts.output_format))
         .collect::<Result<Vec<_>, _>>()?;
     progress.stage("convert", plan.disks.iter().map(|d| d.virtual_size).sum());
-    let pairs: Vec<(&dyn DiskSource, Box<dyn DiskSink>)> = copy_from
-        .iter()
-        .map(|s| s.as_ref())
-        .zip(sinks)
-        .collect();
+    let pairs: Vec<(&dyn DiskSource, Box<dyn DiskSink>)> =
+        copy_from.iter().map(|s| s.as_ref()).zip(sinks).collect();
     let copy_opts = CopyOptions {
         jobs: opts.jobs.max(1),
         cancel: opts.cancel.clone(),

@@ -56,7 +56,10 @@ fn demo_builds_converts_and_verifies_a_sample_vmware_disk() {
     }
     let xml = std::fs::read_to_string(kvm.join(format!("{name}.xml"))).expect("xml");
     assert!(xml.contains("00:50:56:8a:3c:01"), "{xml}");
-    assert!(text.contains("libvirt  not defined") || text.contains("libvirt  defined"), "{text}");
+    assert!(
+        text.contains("libvirt  not defined") || text.contains("libvirt  defined"),
+        "{text}"
+    );
     if have_tool("qemu-img") {
         assert_qemu_check_clean(&kvm.join(format!("{name}-disk1.qcow2")));
     }

@@ -88,7 +88,9 @@ fn v2v_boots(d: &LocalLibvirtd, source: &Path, out: &Path, name: &str, mac: &str
     assert!(run.status.success(), "v2v: {}", stderr(&run));
     let report = json_of(&run);
     assert_eq!(report["libvirt"]["started"], true, "{report:#}");
-    for stage in ["read", "fixup", "convert", "verify", "domain", "define", "start"] {
+    for stage in [
+        "read", "fixup", "convert", "verify", "domain", "define", "start",
+    ] {
         assert!(
             report["stages"]
                 .as_array()
@@ -259,7 +261,11 @@ fn v2v_bare_disk_needs_an_os_or_no_fixups() {
     // A second run never replaces the first one's results.
     let again = run_ferry(["v2v", "--no-fixups", p(&disk), "--out", p(&out)]);
     assert_eq!(again.status.code(), Some(3), "{}", stderr(&again));
-    assert!(stderr(&again).contains("already exists"), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("already exists"),
+        "{}",
+        stderr(&again)
+    );
 }
 
 #[test]
@@ -383,6 +389,9 @@ fn v2v_reads_ova_disks_in_place_and_refuses_a_bad_manifest() {
     assert_eq!(run.status.code(), Some(1), "{}", stderr(&run));
     let err = stderr(&run);
     assert!(err.contains("bad.ova"), "{err}");
-    assert!(err.to_lowercase().contains("digest") || err.contains("manifest"), "{err}");
+    assert!(
+        err.to_lowercase().contains("digest") || err.contains("manifest"),
+        "{err}"
+    );
     assert!(!out2.exists() || std::fs::read_dir(&out2).expect("dir").count() == 0);
 }
