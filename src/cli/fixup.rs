@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use fixups::fixup::{Outcome, Target};
+use fixups::fixup::{FixupReport, Outcome, Target};
 
 use super::units::human;
 use super::{print_json, progress, CliResult, Exit, Failure, FixupArgs, TargetArg};
@@ -38,28 +38,34 @@ pub fn run(args: &FixupArgs) -> CliResult {
     Ok(())
 }
 
-fn print_run(run: &FixupRun) {
-    let os = run.os.as_deref().unwrap_or("unknown OS");
-    println!(
-        "disk:    {} ({}), root on {} — {os}",
-        run.disk, run.format, run.root
-    );
-    for r in &run.fixups {
+/// One line per fixup (applied or skipped with the reason), its changed paths, and on a
+/// dry run each change as a diff.
+pub(super) fn print_fixup_reports(reports: &[FixupReport], dry_run: bool) {
+    for r in reports {
         let (word, detail) = match r.outcome {
-            Outcome::Applied if run.dry_run => ("would fix", r.description.to_string()),
+            Outcome::Applied if dry_run => ("would fix", r.description.to_string()),
             Outcome::Applied => ("fixed", r.description.to_string()),
             Outcome::Skipped => ("skipped", r.reason.clone().unwrap_or_default()),
         };
         println!("  {:<10} {word:<9} {detail}", r.id);
         for c in &r.changes {
             println!("      {} {}", c.action, c.path);
-            if run.dry_run {
+            if dry_run {
                 for line in c.diff.lines() {
                     println!("        {line}");
                 }
             }
         }
     }
+}
+
+fn print_run(run: &FixupRun) {
+    let os = run.os.as_deref().unwrap_or("unknown OS");
+    println!(
+        "disk:    {} ({}), root on {} — {os}",
+        run.disk, run.format, run.root
+    );
+    print_fixup_reports(&run.fixups, run.dry_run);
     let verdict = match run.commit {
         Commit::None if run.dry_run => "nothing written (--dry-run)".to_string(),
         Commit::None => "nothing to change; the disk was not written".to_string(),

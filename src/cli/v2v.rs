@@ -173,26 +173,7 @@ fn print_report(r: &V2vReport) {
         Some(f) => {
             let os = f.os.as_deref().unwrap_or("unknown OS");
             println!("guest:   {os}, root on {} of {}", f.root, f.disk);
-            for rep in &f.reports {
-                let (word, detail) = match rep.outcome {
-                    fixups::fixup::Outcome::Applied if r.dry_run => {
-                        ("would fix", rep.description.to_string())
-                    }
-                    fixups::fixup::Outcome::Applied => ("fixed", rep.description.to_string()),
-                    fixups::fixup::Outcome::Skipped => {
-                        ("skipped", rep.reason.clone().unwrap_or_default())
-                    }
-                };
-                println!("  {:<10} {word:<9} {detail}", rep.id);
-                for c in &rep.changes {
-                    println!("      {} {}", c.action, c.path);
-                    if r.dry_run {
-                        for line in c.diff.lines() {
-                            println!("        {line}");
-                        }
-                    }
-                }
-            }
+            super::fixup::print_fixup_reports(&f.reports, r.dry_run);
         }
         None => println!("guest:   not inspected (--no-fixups)"),
     }

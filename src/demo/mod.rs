@@ -118,20 +118,35 @@ pub fn run(dir: &Path) -> Result<DemoReport, DemoError> {
 
     let vmx = dir.join("web01.vmx");
     std::fs::write(&vmx, sample_vmx("web01.vmdk")).map_err(build_err)?;
+    let mut name = demo_domain_name(dir);
     let (define, libvirt_skipped) = match virtconn::Connection::open(DEMO_URI) {
-        Ok(_) => (
-            Some(crate::v2v::DefineOptions {
-                uri: DEMO_URI.to_string(),
-                start: false,
-                pool: None,
-            }),
+        Ok(conn) => (
+            {
+                // An earlier demo's VM keeps its name; this one takes the next free one.
+                let base = name.clone();
+                let mut n = 1;
+                while conn.exists(&name).unwrap_or(false) {
+                    n += 1;
+                    name = format!("{base}-{n}");
+                }
+                Some(crate::v2v::DefineOptions {
+                    uri: DEMO_URI.to_string(),
+                    start: false,
+                    pool: None,
+                })
+            },
             None,
         ),
         Err(e) => (None, Some(e.to_string())),
     };
+    // The demo's folder is its own: a rerun replaces the previous run's move.
+    let kvm = dir.join("kvm");
+    if kvm.exists() {
+        std::fs::remove_dir_all(&kvm).map_err(build_err)?;
+    }
     let v2v_opts = crate::v2v::V2vOptions {
-        out_dir: dir.join("kvm"),
-        name: Some(demo_domain_name(dir)),
+        out_dir: kvm,
+        name: Some(name),
         default_network: domain::NetTarget::User,
         define,
         ..crate::v2v::V2vOptions::default()

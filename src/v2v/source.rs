@@ -18,6 +18,9 @@ pub enum DiskLocation {
     File {
         path: PathBuf,
         format: Option<Format>,
+        /// The description naming it and its slot there (`web01.vmx`, `scsi0:0`), for
+        /// errors; `None` for a bare disk.
+        named_by: Option<(PathBuf, String)>,
     },
     /// A member of an OVA, read in place.
     Member {
@@ -72,6 +75,7 @@ pub fn resolve(sources: &[PathBuf]) -> Result<Resolved, V2vError> {
                 .map(|p| DiskLocation::File {
                     path: p.clone(),
                     format: None,
+                    named_by: None,
                 })
                 .collect();
             Ok(Resolved {
@@ -137,7 +141,11 @@ fn file_disks(source: &Path, description: &VmDescription) -> Result<Vec<DiskLoca
                     ))
                 })?),
             };
-            Ok(DiskLocation::File { path, format })
+            Ok(DiskLocation::File {
+                path,
+                format,
+                named_by: Some((source.to_path_buf(), d.target.clone())),
+            })
         })
         .collect()
 }
@@ -185,7 +193,22 @@ pub fn open_disk(
 ) -> Result<Box<dyn DiskSource>, V2vError> {
     let bad = |e: converters::Error| V2vError::BadInput(e.to_string());
     match location {
-        DiskLocation::File { path, format } => {
+        DiskLocation::File {
+            path,
+            format,
+            named_by,
+        } => {
+            if let (Some((description, slot)), Err(e)) = (named_by, std::fs::metadata(path)) {
+                let why = match e.kind() {
+                    std::io::ErrorKind::NotFound => "does not exist".to_string(),
+                    _ => format!("cannot be read: {e}"),
+                };
+                return Err(V2vError::BadInput(format!(
+                    "{}: disk {slot} is {}, which {why}",
+                    description.display(),
+                    path.display(),
+                )));
+            }
             let opts = OpenOptions::default();
             match converters::open(path, *format, &opts) {
                 Err(converters::Error::UnknownFormat { .. })

@@ -124,20 +124,6 @@ fn assert_clean_error(rel: &str, code: Option<i32>, err: &str) {
     );
 }
 
-fn sha256_file(path: &Path) -> String {
-    let mut f = std::fs::File::open(path).expect("open");
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf).expect("read");
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    format!("{:x}", h.finalize())
-}
-
 /// SHA-256 of every guest byte, feeding zero extents from a static buffer instead of
 /// reading them.
 fn sha256_of_source(source: &dyn converters::DiskSource) -> String {
@@ -287,4 +273,67 @@ fn info_reads_partition_tables_of_corpus_disks() {
             .as_array()
             .is_some_and(|ps| ps.iter().any(|p| p["filesystem"] == "ext2"));
     assert!(fs_somewhere, "ext2 found in {v}");
+}
+
+/// Issue 4: every VM description in the corpus (.vmx, OVF, OVA, xl.cfg, xm) goes through
+/// `ferry v2v --dry-run --no-fixups` and either plans a move (its disks exist and open) or
+/// ends in a clean one-line error with exit code 1 or 3 — never a panic, never a write.
+#[test]
+fn corpus_descriptions_plan_or_fail_cleanly() {
+    let Some(dir) = corpus_dir() else {
+        return;
+    };
+    const DESCRIPTIONS: &[&str] = &["vmx", "ovf", "ova", "xl-cfg", "xm-cfg", "xen-other-cfg"];
+    let rows: Vec<Row> = manifest(&dir)
+        .into_iter()
+        .filter(|r| DESCRIPTIONS.contains(&r.kind.as_str()))
+        .collect();
+    assert!(rows.len() > 100, "only {} descriptions", rows.len());
+    let out = tmpdir();
+    let target = out.path().join("never-written");
+    let (mut planned, mut refused) = (0, 0);
+    for row in &rows {
+        let started = Instant::now();
+        let o = run_ferry([
+            "v2v",
+            "--dry-run",
+            "--no-fixups",
+            "--json",
+            p(&row.path),
+            "--out",
+            p(&target),
+        ]);
+        assert!(
+            started.elapsed() < TIMEOUT,
+            "{}: took {:?}",
+            row.rel,
+            started.elapsed()
+        );
+        match o.status.code() {
+            Some(0) => {
+                planned += 1;
+                let report: serde_json::Value =
+                    serde_json::from_str(&stdout(&o)).expect("json report");
+                assert!(
+                    report["domain_xml"]
+                        .as_str()
+                        .is_some_and(|x| x.contains("<domain")),
+                    "{}: {report:#}",
+                    row.rel
+                );
+            }
+            Some(1) => {
+                refused += 1;
+                let err = stderr(&o);
+                assert_eq!(err.trim().lines().count(), 1, "{}: {err}", row.rel);
+                assert!(err.starts_with("ferry: error:"), "{}: {err}", row.rel);
+            }
+            other => panic!("{}: exit {other:?}: {}", row.rel, stderr(&o)),
+        }
+    }
+    assert!(!target.exists(), "--dry-run wrote {}", target.display());
+    eprintln!(
+        "v2v --dry-run on {} corpus descriptions: {planned} planned, {refused} refused cleanly",
+        rows.len()
+    );
 }

@@ -25,10 +25,6 @@ fn virtio(mac: &str) -> BootHw {
     }
 }
 
-fn json_of(out: &std::process::Output) -> serde_json::Value {
-    serde_json::from_str(&stdout(out)).unwrap_or_else(|e| panic!("{e}: {}", stdout(out)))
-}
-
 /// Ids of the fixups a `--json` report says were applied.
 fn applied(report: &serde_json::Value) -> Vec<String> {
     report["fixups"]
@@ -91,14 +87,6 @@ fn fixup_and_check(disk: &Path, format: &str, expect_applied: &[&str]) {
         "second run changed: {report:#}"
     );
     assert_eq!(report["commit"], "none", "{report:#}");
-}
-
-fn sha256_file(path: &Path) -> String {
-    use sha2::{Digest, Sha256};
-    let mut hasher = Sha256::new();
-    let mut f = std::fs::File::open(path).expect("open");
-    std::io::copy(&mut f, &mut hasher).expect("hash");
-    format!("{:x}", hasher.finalize())
 }
 
 #[test]

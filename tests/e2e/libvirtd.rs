@@ -234,6 +234,27 @@ fn terminate(pid: u32) {
     }
 }
 
+/// Recreates the folders (only) below `real` under `dst`, with their modes.
+fn mirror_dirs(real: &Path, dst: &Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(entries) = fs::read_dir(real) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let Ok(meta) = entry.metadata() else { continue };
+        if !meta.is_dir() {
+            continue;
+        }
+        let to = dst.join(entry.file_name());
+        fs::create_dir_all(&to).map_err(|e| format!("{}: {e}", to.display()))?;
+        let mode = meta.permissions().mode() & 0o7777;
+        fs::set_permissions(&to, fs::Permissions::from_mode(mode))
+            .map_err(|e| format!("{}: {e}", to.display()))?;
+        mirror_dirs(&entry.path(), &to)?;
+    }
+    Ok(())
+}
+
 /// Fresh per-instance directories and configuration.
 fn prepare_dirs(root: &Path, name: &str) -> Result<(), String> {
     let io = |what: &str, p: &Path, e: std::io::Error| format!("{what} {}: {e}", p.display());
@@ -243,6 +264,15 @@ fn prepare_dirs(root: &Path, name: &str) -> Result<(), String> {
             fs::remove_dir_all(&dir).map_err(|e| io("cannot remove", &dir, e))?;
         }
         fs::create_dir_all(&dir).map_err(|e| io("cannot create", &dir, e))?;
+    }
+    // The packages ship these trees' folders (e.g. /var/log/libvirt/qemu, where virtlogd
+    // must open serial logs); the daemon does not create them all itself.
+    for (sub, real) in [
+        ("lib", "/var/lib/libvirt"),
+        ("log", "/var/log/libvirt"),
+        ("cache", "/var/cache/libvirt"),
+    ] {
+        mirror_dirs(Path::new(real), &root.join(sub))?;
     }
     let etc = root.join("etc");
     let out = Command::new("cp")

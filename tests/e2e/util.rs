@@ -192,3 +192,17 @@ fn copy_sparse_into(src: &Path, dst: &std::fs::File, offset: u64) {
         pos += n as u64;
     }
 }
+
+/// A command's `--json` stdout, parsed.
+pub fn json_of(out: &Output) -> serde_json::Value {
+    serde_json::from_str(&stdout(out)).unwrap_or_else(|e| panic!("{e}: {}", stdout(out)))
+}
+
+/// SHA-256 of a whole file, hex.
+pub fn sha256_file(path: &Path) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    let mut f = std::fs::File::open(path).expect("open");
+    std::io::copy(&mut f, &mut hasher).expect("hash");
+    format!("{:x}", hasher.finalize())
+}

@@ -15,10 +15,6 @@ use crate::util::*;
 /// A boot to the marker takes 40–90 s under TCG alone; other tests share the two cores.
 const BOOT_TIMEOUT: Duration = Duration::from_secs(420);
 
-fn json_of(out: &std::process::Output) -> serde_json::Value {
-    serde_json::from_str(&stdout(out)).unwrap_or_else(|e| panic!("{e}: {}", stdout(out)))
-}
-
 fn virsh(uri: &str, args: &[&str]) -> std::process::Output {
     Command::new("virsh")
         .arg("-c")
@@ -63,13 +59,26 @@ fn wait_for_marker(d: &LocalLibvirtd, name: &str) -> Result<String, String> {
     }
 }
 
-/// Runs `ferry v2v --start` on `source` into `d`, then checks boot, MAC and outputs.
-fn v2v_boots(d: &LocalLibvirtd, source: &Path, out: &Path, name: &str, mac: &str, net: &str) {
+/// How a test guest is handed to `ferry v2v`.
+struct Move<'a> {
+    source: &'a Path,
+    out: &'a Path,
+    name: &'a str,
+    mac: &'a str,
+    /// The source network the NIC is mapped from (to QEMU's user network).
+    net: &'a str,
+    /// Put the disk in this storage pool of `d` instead of `out`.
+    pool: Option<&'a str>,
+}
+
+/// Runs `ferry v2v --start` on the source into `d`, then checks boot, MAC and outputs.
+fn v2v_boots(d: &LocalLibvirtd, m: &Move<'_>) {
+    let (source, out, name, mac, net) = (m.source, m.out, m.name, m.mac, m.net);
     let _guard = Defined {
         uri: &d.uri,
         name: name.to_string(),
     };
-    let run = run_ferry([
+    let mut args = vec![
         "v2v",
         "--json",
         p(source),
@@ -84,7 +93,14 @@ fn v2v_boots(d: &LocalLibvirtd, source: &Path, out: &Path, name: &str, mac: &str
         "qemu",
         "--network-map",
         &format!("{net}=user"),
-    ]);
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect::<Vec<_>>();
+    if let Some(pool) = m.pool {
+        args.extend(["--pool".to_string(), pool.to_string()]);
+    }
+    let run = run_ferry(&args);
     assert!(run.status.success(), "v2v: {}", stderr(&run));
     let report = json_of(&run);
     assert_eq!(report["libvirt"]["started"], true, "{report:#}");
@@ -100,7 +116,11 @@ fn v2v_boots(d: &LocalLibvirtd, source: &Path, out: &Path, name: &str, mac: &str
             "stage {stage} missing: {report:#}"
         );
     }
-    let disk = out.join(format!("{name}-disk1.qcow2"));
+    let disk_dir = match m.pool {
+        Some(_) => d.images_dir.clone(),
+        None => out.to_path_buf(),
+    };
+    let disk = disk_dir.join(format!("{name}-disk1.qcow2"));
     assert!(disk.is_file(), "{report:#}");
     assert!(out.join(format!("{name}.xml")).is_file());
     let saved: serde_json::Value = serde_json::from_slice(
@@ -158,7 +178,17 @@ fn vmware_vmx_guest_boots_through_libvirt() {
     )
     .expect("write vmx");
     let out = dir.path().join("out");
-    v2v_boots(d, &vmx, &out, "ferry-e2e-web01", &g.spec.mac, "VM Network");
+    v2v_boots(
+        d,
+        &Move {
+            source: &vmx,
+            out: &out,
+            name: "ferry-e2e-web01",
+            mac: &g.spec.mac,
+            net: "VM Network",
+            pool: None,
+        },
+    );
 }
 
 #[test]
@@ -187,7 +217,21 @@ fn xen_xl_cfg_guest_boots_through_libvirt() {
     .expect("write xl.cfg");
     let before = std::fs::read(&raw).expect("read");
     let out = dir.path().join("out");
-    v2v_boots(d, &cfg, &out, "ferry-e2e-db01", &g.spec.mac, "xenbr0");
+    let name = "ferry-e2e-db01";
+    // A run that was interrupted earlier may have left its disk in the pool.
+    let _ = std::fs::remove_file(d.images_dir.join(format!("{name}-disk1.qcow2")));
+    v2v_boots(
+        d,
+        &Move {
+            source: &cfg,
+            out: &out,
+            name,
+            mac: &g.spec.mac,
+            net: "xenbr0",
+            pool: Some("default"),
+        },
+    );
+    let _ = std::fs::remove_file(d.images_dir.join(format!("{name}-disk1.qcow2")));
     assert!(
         std::fs::read(&raw).expect("read") == before,
         "the source disk was written"
@@ -258,6 +302,22 @@ fn v2v_bare_disk_needs_an_os_or_no_fixups() {
     let converted = out.join("data-disk1.qcow2");
     assert_qemu_identical(&disk, "qcow2", &converted, "qcow2");
     assert!(out.join("data.xml").is_file());
+    // The domain XML ferry wrote is itself a source: a libvirt guest moved again.
+    let out2 = dir.path().join("out2");
+    let run = run_ferry([
+        "v2v",
+        "--no-fixups",
+        "--json",
+        p(&out.join("data.xml")),
+        "--out",
+        p(&out2),
+        "-O",
+        "raw",
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let report = json_of(&run);
+    assert_eq!(report["source_kind"], "libvirt", "{report:#}");
+    assert_qemu_identical(&disk, "qcow2", &out2.join("data-disk1.raw"), "raw");
     // A second run never replaces the first one's results.
     let again = run_ferry(["v2v", "--no-fixups", p(&disk), "--out", p(&out)]);
     assert_eq!(again.status.code(), Some(3), "{}", stderr(&again));
@@ -322,14 +382,6 @@ fn v2v_libvirt_errors_are_clear() {
     assert!(run.status.success(), "{}", stderr(&run));
     let report = json_of(&run);
     assert_eq!(report["libvirt"]["name"], "data", "{report:#}");
-}
-
-fn sha256_file(path: &Path) -> String {
-    use sha2::{Digest, Sha256};
-    let mut hasher = Sha256::new();
-    let mut f = std::fs::File::open(path).expect("open");
-    std::io::copy(&mut f, &mut hasher).expect("hash");
-    format!("{:x}", hasher.finalize())
 }
 
 #[test]

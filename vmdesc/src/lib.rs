@@ -46,3 +46,19 @@ pub enum DescError {
     #[error("{path}: unsupported: {what}")]
     Unsupported { path: String, what: String },
 }
+
+/// `DescError::Malformed` for `path`: every reader's one way to say a file breaks its rules.
+pub(crate) fn malformed(path: &std::path::Path, reason: impl Into<String>) -> DescError {
+    DescError::Malformed {
+        path: path.display().to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// `DescError::Unsupported` for `path`.
+pub(crate) fn unsupported(path: &std::path::Path, what: impl Into<String>) -> DescError {
+    DescError::Unsupported {
+        path: path.display().to_string(),
+        what: what.into(),
+    }
+}

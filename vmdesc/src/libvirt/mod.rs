@@ -16,6 +16,7 @@ mod devices;
 #[cfg(test)]
 mod tests;
 
+use crate::{malformed, unsupported};
 use std::path::Path;
 
 use roxmltree::{Document, Node, ParsingOptions};
@@ -37,20 +38,6 @@ pub fn read_libvirt(path: &Path) -> Result<VmDescription, DescError> {
     let bytes = crate::capped::read_capped(path, MAX_XML_BYTES, WHAT)?;
     let xml = crate::capped::utf8(&path.display().to_string(), bytes, WHAT)?;
     parse_libvirt(path, &xml)
-}
-
-fn malformed(path: &Path, reason: impl Into<String>) -> DescError {
-    DescError::Malformed {
-        path: path.display().to_string(),
-        reason: reason.into(),
-    }
-}
-
-fn unsupported(path: &Path, what: impl Into<String>) -> DescError {
-    DescError::Unsupported {
-        path: path.display().to_string(),
-        what: what.into(),
-    }
 }
 
 /// Parses the text of a domain XML; `path` names it in errors and anchors relative

@@ -6,6 +6,7 @@ pub(crate) mod manifest;
 #[cfg(test)]
 mod tests;
 
+use crate::malformed;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -35,13 +36,6 @@ const BLOCK: u64 = 512;
 const MAX_MEMBERS: usize = 100_000;
 const MAX_META: u64 = 1 << 20;
 const OVF_LIMIT: u64 = 16 << 20;
-
-fn malformed(path: &Path, reason: impl Into<String>) -> DescError {
-    DescError::Malformed {
-        path: path.display().to_string(),
-        reason: reason.into(),
-    }
-}
 
 fn io(path: &Path, source: std::io::Error) -> DescError {
     DescError::Io {

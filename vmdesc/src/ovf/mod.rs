@@ -4,6 +4,7 @@
 #[cfg(test)]
 mod tests;
 
+use crate::{malformed, unsupported};
 use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
 
@@ -58,20 +59,6 @@ pub fn read_ovf(path: &Path) -> Result<VmDescription, DescError> {
             .push("no manifest (.mf) next to the OVF: files not verified".into());
     }
     Ok(desc)
-}
-
-fn malformed(path: &Path, reason: impl Into<String>) -> DescError {
-    DescError::Malformed {
-        path: path.display().to_string(),
-        reason: reason.into(),
-    }
-}
-
-fn unsupported(path: &Path, what: impl Into<String>) -> DescError {
-    DescError::Unsupported {
-        path: path.display().to_string(),
-        what: what.into(),
-    }
 }
 
 struct FileRef<'a> {

@@ -16,6 +16,7 @@
 //! - Host-device CD-ROMs and floppies (`atapi-cdrom`, `cdrom-raw`, `/dev/fd0`) become
 //!   empty drives: the host's device does not travel with the guest.
 
+use crate::malformed;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -54,10 +55,7 @@ const DEFAULT_MEMORY_MIB: u64 = 32;
 pub fn read_vmx(path: &Path) -> Result<VmDescription, DescError> {
     let bytes = crate::capped::read_capped(path, MAX_VMX_BYTES, "a .vmx")?;
     if bytes.contains(&0) {
-        return Err(malformed(
-            path,
-            "binary data (NUL bytes), not a .vmx".into(),
-        ));
+        return Err(malformed(path, "binary data (NUL bytes), not a .vmx"));
     }
     let (text, note) = decode(&bytes);
     let mut desc = parse_vmx(path, &text)?;
@@ -81,13 +79,6 @@ fn decode(bytes: &[u8]) -> (String, Option<String>) {
     }
 }
 
-fn malformed(path: &Path, reason: String) -> DescError {
-    DescError::Malformed {
-        path: path.display().to_string(),
-        reason,
-    }
-}
-
 /// Parses the text of a `.vmx`; `path` names it in errors and anchors relative disk
 /// file names.
 pub fn parse_vmx(path: &Path, text: &str) -> Result<VmDescription, DescError> {
@@ -98,10 +89,7 @@ pub fn parse_vmx(path: &Path, text: &str) -> Result<VmDescription, DescError> {
         ));
     }
     if text.contains('\0') {
-        return Err(malformed(
-            path,
-            "binary data (NUL bytes), not a .vmx".into(),
-        ));
+        return Err(malformed(path, "binary data (NUL bytes), not a .vmx"));
     }
     let mut warn = Warnings::default();
     let entries = parse_entries(path, text, &mut warn)?;
@@ -185,10 +173,7 @@ fn parse_entries(
     // text named .vmx has mostly other lines. Half is the line between "a .vmx with a
     // few damaged lines" and "something else".
     if good == 0 {
-        return Err(malformed(
-            path,
-            "no key = \"value\" lines, not a .vmx".into(),
-        ));
+        return Err(malformed(path, "no key = \"value\" lines, not a .vmx"));
     }
     if bad > good {
         return Err(malformed(

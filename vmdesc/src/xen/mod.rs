@@ -19,6 +19,7 @@ mod syntax;
 #[cfg(test)]
 mod tests;
 
+use crate::{malformed, unsupported};
 use std::path::Path;
 
 use crate::model::{
@@ -39,20 +40,6 @@ pub fn read_xen(path: &Path) -> Result<VmDescription, DescError> {
     let bytes = crate::capped::read_capped(path, MAX_FILE_BYTES, WHAT)?;
     let text = crate::capped::utf8(&path.display().to_string(), bytes, WHAT)?;
     parse_xen(path, &text)
-}
-
-fn malformed(path: &Path, reason: impl Into<String>) -> DescError {
-    DescError::Malformed {
-        path: path.display().to_string(),
-        reason: reason.into(),
-    }
-}
-
-fn unsupported(path: &Path, what: impl Into<String>) -> DescError {
-    DescError::Unsupported {
-        path: path.display().to_string(),
-        what: what.into(),
-    }
 }
 
 /// The guest types xl knows.
