@@ -30,7 +30,7 @@ fn has_nul(s: &str) -> bool {
 /// A read-write connection to one libvirt URI. Closed on drop.
 pub struct Connection {
     uri: String,
-    conn: Connect,
+    pub(crate) conn: Connect,
 }
 
 impl std::fmt::Debug for Connection {

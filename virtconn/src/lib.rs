@@ -14,6 +14,7 @@
 //! There are no `virsh` subprocesses here; the e2e tests use their own libvirtd.
 
 mod classify;
+pub mod migrate;
 mod connection;
 mod error;
 mod model;
