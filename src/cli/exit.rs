@@ -18,6 +18,10 @@ pub enum Exit {
     FixupFailed = 5,
     /// libvirt refused: no daemon, permission denied, the domain exists, start failed.
     LibvirtFailed = 6,
+    /// `ferry migrate`: a preflight check failed; nothing was moved.
+    PreflightFailed = 7,
+    /// `ferry migrate`: the move failed or was aborted; the guest runs on the source.
+    MigrationFailed = 8,
     /// Interrupted (Ctrl-C / SIGINT / SIGTERM); partial output was removed.
     Interrupted = 130,
 }

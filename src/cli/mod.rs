@@ -6,6 +6,7 @@ pub mod exit;
 mod fixup;
 mod info;
 mod inspect;
+mod migrate;
 pub mod progress;
 mod units;
 mod v2v;
@@ -27,6 +28,8 @@ EXIT STATUS:
   4  --verify found the output different from the source
   5  a fixup failed; the disk was left unchanged
   6  libvirt refused (ferry v2v --define): no daemon, permission, name or UUID exists
+  7  ferry migrate: a preflight check failed; nothing was moved
+  8  ferry migrate: the move failed; the guest still runs on the source
 130  interrupted; partial output was removed";
 
 /// Set by the Ctrl-C handler; long operations poll it and unwind, removing partial output.
@@ -77,6 +80,10 @@ pub enum Command {
     /// disk, fix the guest, write libvirt domain XML, optionally define and start it
     #[command(name = "v2v", after_help = V2V_HELP)]
     V2v(V2vArgs),
+    /// Move a libvirt domain to another host, live or offline, after preflight checks of
+    /// what makes moves fail (name resolution, ports, storage, cache mode, CPU, memory)
+    #[command(after_help = MIGRATE_HELP)]
+    Migrate(MigrateArgs),
     /// Build a small sample VMware disk and convert it, showing each step
     #[command(after_help = EXIT_CODES)]
     Demo(DemoArgs),
@@ -178,6 +185,130 @@ EXIT STATUS:
   5  a fixup failed; nothing was written
   6  libvirt refused: no daemon, permission denied, the name or UUID exists, or start failed
 130  interrupted; nothing was left in --out";
+
+const MIGRATE_HELP: &str = "\
+PREFLIGHT (run before every move, and alone with --dry-run; each check names a fix):
+  flags            combinations libvirt refuses (tunnelled + copy-storage or post-copy,
+                   offline + copy-storage, offline without persistent)
+  dest-reachable   the destination daemon answers and authenticates
+  hypervisor       same hypervisor; destination libvirt and QEMU not older
+  name-resolution  the destination's host name resolves here (else --migrate-uri)
+  ports            TCP 49152-49215 on the destination reachable (else --tunnelled)
+  storage          every disk at the same path on the destination (else --copy-storage)
+  cache            disks with cache='none' (libvirt refuses others as unsafe)
+  networks         the domain's networks and bridges exist on the destination
+  cpu              the domain's CPU runs on the destination (libvirt's comparison)
+  memory           the destination has the guest's memory free
+  host-devices     passthrough devices and local media that cannot follow
+  clock            clock skew between the hosts
+  domain-state     live needs a running guest; offline a persistent one
+
+CONVERGENCE: a pre-copy whose remaining memory stops shrinking for several iterations
+switches to post-copy when --postcopy allows it (--auto-converge throttles the guest from
+the start); at --timeout the --timeout-action applies. On any failure the guest keeps
+running on the source, and the report says so.
+
+EXAMPLES:
+  ferry migrate --dry-run web01 --to qemu+ssh://kvm2/system
+  ferry migrate web01 --to qemu+tcp://kvm2/system --migrate-uri tcp://10.0.0.2 --persistent --undefine-source
+  ferry migrate db01 --to qemu+ssh://kvm2/system --copy-storage all --auto-converge --postcopy
+  ferry migrate --offline web01 --to qemu+ssh://kvm2/system
+
+EXIT STATUS:
+  0  moved (or, with --dry-run, every check passed)
+  2  usage error: the command line is wrong
+  6  libvirt refused: no daemon at --connect, or no such domain
+  7  a preflight check failed; nothing was moved
+  8  the move failed or was aborted; the guest still runs on the source (see the message)";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CopyStorageArg {
+    /// Copy every disk whole
+    All,
+    /// Copy only the top layer of disks whose backing chain is shared
+    Inc,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TimeoutActionArg {
+    /// Cancel the move; the guest keeps running on the source
+    Abort,
+    /// Switch to post-copy (needs --postcopy)
+    Postcopy,
+    /// Pause the guest until the rest of its memory is copied
+    Suspend,
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// Destination libvirt URI (qemu+ssh://HOST/system, qemu+tcp://HOST/system, ...)
+    #[arg(long, value_name = "DEST_URI")]
+    pub to: String,
+    /// Source libvirt URI
+    #[arg(
+        short = 'c',
+        long,
+        value_name = "SRC_URI",
+        default_value = "qemu:///system"
+    )]
+    pub connect: String,
+    /// Move the running guest (the default)
+    #[arg(long, conflicts_with = "offline")]
+    pub live: bool,
+    /// Move only the persistent definition (the guest is not running or stays behind)
+    #[arg(long)]
+    pub offline: bool,
+    /// Copy disks that are not on shared storage
+    #[arg(long, value_enum, value_name = "all|inc")]
+    pub copy_storage: Option<CopyStorageArg>,
+    /// Allow switching to post-copy when pre-copy does not converge
+    #[arg(long)]
+    pub postcopy: bool,
+    /// Throttle the guest's vCPUs when pre-copy does not converge
+    #[arg(long)]
+    pub auto_converge: bool,
+    /// Peer-to-peer: the source daemon connects to the destination itself
+    #[arg(long)]
+    pub p2p: bool,
+    /// Tunnel the data through the libvirt connection (implies --p2p)
+    #[arg(long)]
+    pub tunnelled: bool,
+    /// Define the domain persistently on the destination
+    #[arg(long)]
+    pub persistent: bool,
+    /// Undefine the domain on the source after a successful move
+    #[arg(long)]
+    pub undefine_source: bool,
+    /// Compress memory pages on the wire
+    #[arg(long)]
+    pub compressed: bool,
+    /// Longest pause allowed at the final switch-over
+    #[arg(long, value_name = "MS")]
+    pub max_downtime: Option<u64>,
+    /// Bandwidth limit
+    #[arg(long, value_name = "MIB_S")]
+    pub bandwidth: Option<u64>,
+    /// Address the destination QEMU listens on, when its host name does not resolve here
+    #[arg(long, value_name = "tcp://HOST[:PORT]")]
+    pub migrate_uri: Option<String>,
+    /// Seconds before --timeout-action applies
+    #[arg(long, value_name = "S")]
+    pub timeout: Option<u64>,
+    /// What happens at --timeout
+    #[arg(long, value_enum, default_value = "abort", requires = "timeout")]
+    pub timeout_action: TimeoutActionArg,
+    /// Run the preflight checks only; move nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Skip the preflight checks (flag combinations are still checked)
+    #[arg(long, conflicts_with = "dry_run")]
+    pub no_preflight: bool,
+    /// Print JSON (progress events one per line, then the report) instead of text
+    #[arg(long)]
+    pub json: bool,
+    /// The domain's name on the source
+    pub domain: String,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum VirtTypeArg {
@@ -411,6 +542,7 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Inspect(args) => inspect::run(&args),
         Command::Fixup(args) => fixup::run(&args),
         Command::V2v(args) => v2v::run(&args),
+        Command::Migrate(args) => migrate::run(&args),
         Command::Demo(args) => demo::run(&args),
     }
 }

@@ -9,14 +9,15 @@
 //! [`Connection::define`] never overwrites: libvirt would silently replace a domain with
 //! the same name and UUID, and a conversion must not clobber a machine already there.
 //! (The check and the define are two calls; a domain defined by someone else in between
-//! is not caught.) A `Connection` is not `Send`, because virt 0.4 holds a raw pointer:
-//! open one per thread.
+//! is not caught.) virt 0.4.3 marks its handles `Send + Sync`
+//! (libvirt connections are thread-safe), so a migration's worker and its job-stats
+//! poller share one connection.
 //! There are no `virsh` subprocesses here; the e2e tests use their own libvirtd.
 
 mod classify;
-pub mod migrate;
 mod connection;
 mod error;
+pub mod migrate;
 mod model;
 mod xml;
 
