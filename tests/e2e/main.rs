@@ -17,6 +17,7 @@ mod guest_images;
 mod inspect;
 mod libvirtd;
 mod separate_boot;
+mod tiny_guest;
 mod util;
 mod v2v;
 mod xfs_guest;
