@@ -16,6 +16,7 @@ mod guest;
 mod guest_images;
 mod inspect;
 mod libvirtd;
+mod migrate;
 mod separate_boot;
 mod tiny_guest;
 mod util;

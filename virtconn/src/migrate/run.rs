@@ -30,6 +30,8 @@ use crate::{Connection, DomainState};
 
 /// How often the job statistics are read while a move runs.
 const POLL: Duration = Duration::from_millis(250);
+/// How often the destination daemon is asked whether it is still there.
+const DEST_PROBE: Duration = Duration::from_secs(1);
 
 /// How a move went, for people and for `--json`.
 #[derive(Debug, Clone, Serialize)]
@@ -210,6 +212,8 @@ impl Run<'_> {
         let dest = self.dest;
         let mut policy = Policy::new(req);
         let mut job_seen = false;
+        let mut dest_gone = false;
+        let mut last_probe = Instant::now();
         thread::scope(|s| {
             let (tx, rx) = mpsc::channel();
             s.spawn(move || {
@@ -240,6 +244,27 @@ impl Run<'_> {
                 }
                 if let Some(d) = policy.observe(sample.as_ref(), started.elapsed()) {
                     self.escalate(dom, d, &mut policy, on_event);
+                }
+                // QEMU streams memory straight to the destination QEMU, so a destination
+                // daemon that died (or became unreachable) is only noticed at the final
+                // handshake — possibly after an endless pre-copy. Before post-copy the
+                // guest is still whole on the source: cancel and keep it there.
+                if !dest_gone && !self.postcopy_started && last_probe.elapsed() >= DEST_PROBE {
+                    last_probe = Instant::now();
+                    if let Err(e) = self.dest.conn.get_lib_version() {
+                        dest_gone = true;
+                        let why = format!(
+                            "the destination daemon at {} stopped answering ({})",
+                            self.dest.uri(),
+                            crate::error::one_line(e.message())
+                        );
+                        let decision = Decision {
+                            to: Escalation::Abort,
+                            why,
+                            on_timeout: false,
+                        };
+                        self.escalate(dom, decision, &mut policy, on_event);
+                    }
                 }
             }
         })

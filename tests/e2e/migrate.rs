@@ -1,0 +1,454 @@
+//! Issue 5's acceptance: `ferry migrate` between the tests' two libvirtd instances (the
+//! destination in its own mount and UTS namespace, on TCP, with a host name that does not
+//! resolve — as in the field). A tiny TCG guest prints a tick counter on a serial log
+//! both hosts append to, so a live move that resets the guest shows as the counter
+//! restarting at 1.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use crate::libvirtd::{dest_libvirtd, LocalLibvirtd};
+use crate::tiny_guest::{
+    define_and_start, domstate, job_stat, prerequisites, ticks, unique_name, virsh, wait_ticks,
+    DomainGuard, TinySpec,
+};
+use crate::util::*;
+
+const TICK_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Both daemons, or `None` (skipped locally, a failure under CI).
+fn daemons() -> Option<(&'static LocalLibvirtd, &'static LocalLibvirtd)> {
+    let src = prerequisites()?;
+    let dest = dest_libvirtd()?;
+    Some((src, dest))
+}
+
+/// `ferry migrate NAME --connect SRC --to DEST ARGS... --json`.
+fn ferry_migrate(src: &LocalLibvirtd, dest: &LocalLibvirtd, name: &str, args: &[&str]) -> Output {
+    let mut all = vec![
+        "migrate",
+        "--json",
+        "--connect",
+        &src.uri,
+        "--to",
+        &dest.uri,
+    ];
+    all.extend_from_slice(args);
+    all.push(name);
+    run_ferry(all)
+}
+
+/// The last JSON object ferry printed (progress events come one per line before it).
+fn final_report(out: &Output) -> serde_json::Value {
+    let text = stdout(out);
+    let start = text.rfind("\n{\n").map_or(0, |i| i + 1);
+    serde_json::from_str(&text[start..]).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+fn check<'a>(report: &'a serde_json::Value, id: &str) -> Vec<&'a serde_json::Value> {
+    report["preflight"]
+        .as_array()
+        .expect("preflight")
+        .iter()
+        .filter(|c| c["id"] == id)
+        .collect()
+}
+
+/// A running tiny guest on `src`, ticking.
+fn running_guest(src: &LocalLibvirtd, spec: &TinySpec, dir: &Path) -> PathBuf {
+    let log = dir.join(format!("{}.serial.log", spec.name));
+    define_and_start(src, spec, &log);
+    wait_ticks(&log, 2, TICK_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+    log
+}
+
+fn assert_ticks_continue(log: &Path, before: u64) {
+    let after = wait_ticks(log, before + 3, TICK_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+    let all = ticks(log);
+    assert!(
+        all.windows(2).all(|w| w[1] > w[0]),
+        "the tick counter reset or repeated across the move: {all:?}"
+    );
+    assert!(after > before);
+}
+
+#[test]
+fn live_move_keeps_the_guest_ticking_and_reports_libvirts_downtime() {
+    let Some((src, dest)) = daemons() else {
+        return;
+    };
+    let dir = tmpdir();
+    let spec = TinySpec::new(&unique_name("live"));
+    let _guard = DomainGuard::new(&spec.name, &[src, dest]);
+    let log = running_guest(src, &spec, dir.path());
+    let before = *ticks(&log).last().expect("ticks");
+
+    let out = ferry_migrate(
+        src,
+        dest,
+        &spec.name,
+        &[
+            "--live",
+            "--persistent",
+            "--undefine-source",
+            "--migrate-uri",
+            "tcp://127.0.0.1",
+        ],
+    );
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let report = final_report(&out);
+    let m = &report["migration"];
+    assert_eq!(m["succeeded"], true, "{report:#}");
+    assert_eq!(
+        domstate(&dest.socket_uri, &spec.name).as_deref(),
+        Some("running")
+    );
+    assert_eq!(
+        domstate(&src.socket_uri, &spec.name),
+        None,
+        "still on the source"
+    );
+    assert_ticks_continue(&log, before);
+
+    // The report's downtime is libvirt's own completed-job figure.
+    let info = virsh(&dest.socket_uri, &["domjobinfo", "--completed", &spec.name])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let libvirt_downtime = job_stat(&info, "Total downtime");
+    let ours = m["downtime_ms"].as_u64().expect("downtime_ms");
+    assert_eq!(libvirt_downtime, format!("{ours} ms"), "{info}\n{report:#}");
+    eprintln!(
+        "live move: {} ms total, {ours} ms downtime, {} iterations",
+        m["total_ms"], m["iterations"]
+    );
+}
+
+#[test]
+fn offline_move_of_a_defined_guest() {
+    let Some((src, dest)) = daemons() else {
+        return;
+    };
+    let dir = tmpdir();
+    let spec = TinySpec::new(&unique_name("offline"));
+    let _guard = DomainGuard::new(&spec.name, &[src, dest]);
+    let xml = dir.path().join("tiny.xml");
+    std::fs::write(
+        &xml,
+        crate::tiny_guest::tiny_domain_xml(&spec, &dir.path().join("serial.log")),
+    )
+    .expect("xml");
+    virsh(&src.socket_uri, &["define", p(&xml)]).unwrap_or_else(|e| panic!("{e}"));
+
+    // A live move of a guest that is not running is refused by preflight.
+    let out = ferry_migrate(src, dest, &spec.name, &["--migrate-uri", "tcp://127.0.0.1"]);
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    let report = final_report(&out);
+    let state = check(&report, "domain-state");
+    assert!(state.iter().any(|c| c["status"] == "fail"), "{report:#}");
+
+    let out = ferry_migrate(
+        src,
+        dest,
+        &spec.name,
+        &["--offline", "--persistent", "--undefine-source"],
+    );
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(
+        domstate(&dest.socket_uri, &spec.name).as_deref(),
+        Some("shut off")
+    );
+    assert_eq!(domstate(&src.socket_uri, &spec.name), None);
+}
+
+/// Where a file the daemon `d` sees at `/var/lib/libvirt/images/NAME` lives on this host.
+fn images_path(d: &LocalLibvirtd, name: &str) -> PathBuf {
+    d.root.join("lib").join("images").join(name)
+}
+
+/// A dir pool over `/var/lib/libvirt/images` inside `d`, so libvirt creates copied disks.
+fn ensure_images_pool(d: &LocalLibvirtd) {
+    if virsh(&d.socket_uri, &["pool-info", "ferry-images"]).is_ok() {
+        return;
+    }
+    std::fs::create_dir_all(d.root.join("lib").join("images")).expect("images dir");
+    let _ = virsh(
+        &d.socket_uri,
+        &[
+            "pool-define-as",
+            "ferry-images",
+            "dir",
+            "--target",
+            "/var/lib/libvirt/images",
+        ],
+    );
+    let _ = virsh(&d.socket_uri, &["pool-start", "ferry-images"]);
+}
+
+#[test]
+fn copy_storage_all_moves_a_guest_whose_disk_is_only_at_the_source() {
+    let Some((src, dest)) = daemons() else {
+        return;
+    };
+    let dir = tmpdir();
+    let name = unique_name("storage");
+    let file = format!("{name}.raw");
+    let src_disk = images_path(src, &file);
+    std::fs::create_dir_all(src_disk.parent().expect("parent")).expect("mkdir");
+    pattern_raw(&src_disk, 32 << 20, &[(0, 4096), (16 << 20, 65536)]);
+    ensure_images_pool(dest);
+    let dest_disk = images_path(dest, &file);
+    let _ = std::fs::remove_file(&dest_disk);
+    let mut spec = TinySpec::new(&name);
+    spec.disk = Some(PathBuf::from("/var/lib/libvirt/images").join(&file));
+    let _guard = DomainGuard::new(&name, &[src, dest]);
+    let log = running_guest(src, &spec, dir.path());
+    let before = *ticks(&log).last().expect("ticks");
+
+    // Without --copy-storage, preflight says the disk is not at the destination.
+    let out = ferry_migrate(
+        src,
+        dest,
+        &name,
+        &["--dry-run", "--migrate-uri", "tcp://127.0.0.1"],
+    );
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    let report = final_report(&out);
+    let storage = check(&report, "storage");
+    assert!(
+        storage.iter().any(|c| c["status"] == "fail"
+            && c["fix"]
+                .as_str()
+                .is_some_and(|f| f.contains("--copy-storage all"))),
+        "{report:#}"
+    );
+
+    let out = ferry_migrate(
+        src,
+        dest,
+        &name,
+        &[
+            "--copy-storage",
+            "all",
+            "--persistent",
+            "--undefine-source",
+            "--migrate-uri",
+            "tcp://127.0.0.1",
+        ],
+    );
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(
+        domstate(&dest.socket_uri, &name).as_deref(),
+        Some("running")
+    );
+    assert_ticks_continue(&log, before);
+    // The disk arrived whole while the guest ran on.
+    assert_qemu_identical(&src_disk, "raw", &dest_disk, "raw");
+    let _ = std::fs::remove_file(&src_disk);
+    let _ = std::fs::remove_file(&dest_disk);
+}
+
+#[test]
+fn preflight_names_the_unresolvable_destination_and_the_fix() {
+    let Some((src, dest)) = daemons() else {
+        return;
+    };
+    let dir = tmpdir();
+    let spec = TinySpec::new(&unique_name("resolve"));
+    let _guard = DomainGuard::new(&spec.name, &[src, dest]);
+    running_guest(src, &spec, dir.path());
+    let out = ferry_migrate(src, dest, &spec.name, &["--dry-run"]);
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    let report = final_report(&out);
+    let resolution = check(&report, "name-resolution");
+    assert!(
+        resolution.iter().any(|c| c["status"] == "fail"
+            && c["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("ferry-dest-host"))
+            && c["fix"]
+                .as_str()
+                .is_some_and(|f| f.contains("--migrate-uri tcp://127.0.0.1"))),
+        "{report:#}"
+    );
+    // With the fix applied every check passes and nothing moves on a dry run.
+    let out = ferry_migrate(
+        src,
+        dest,
+        &spec.name,
+        &["--dry-run", "--migrate-uri", "tcp://127.0.0.1"],
+    );
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(
+        domstate(&src.socket_uri, &spec.name).as_deref(),
+        Some("running")
+    );
+    // Flag combinations libvirt refuses are caught before anything is asked of it.
+    let out = ferry_migrate(
+        src,
+        dest,
+        &spec.name,
+        &["--tunnelled", "--copy-storage", "all"],
+    );
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    assert!(stderr(&out).contains("flags"), "{}", stderr(&out));
+    assert_eq!(
+        domstate(&src.socket_uri, &spec.name).as_deref(),
+        Some("running")
+    );
+}
+
+/// A guest rewriting 48 MiB of memory continuously: pre-copy at 4 MiB/s never converges.
+fn dirtying_spec(what: &str) -> TinySpec {
+    let mut spec = TinySpec::new(&unique_name(what));
+    spec.memory_mib = 256;
+    spec.dirty_mib = 48;
+    spec
+}
+
+#[test]
+fn non_converging_precopy_times_out_and_the_guest_stays_on_the_source() {
+    let Some((src, dest)) = daemons() else {
+        return;
+    };
+    let dir = tmpdir();
+    let spec = dirtying_spec("noconv");
+    let _guard = DomainGuard::new(&spec.name, &[src, dest]);
+    let log = running_guest(src, &spec, dir.path());
+    let before = *ticks(&log).last().expect("ticks");
+    let started = Instant::now();
+    let out = ferry_migrate(
+        src,
+        dest,
+        &spec.name,
+        &[
+            "--migrate-uri",
+            "tcp://127.0.0.1",
+            "--bandwidth",
+            "4",
+            "--timeout",
+            "15",
+            "--timeout-action",
+            "abort",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(8), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("still running on the source"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(120));
+    assert_eq!(
+        domstate(&src.socket_uri, &spec.name).as_deref(),
+        Some("running")
+    );
+    assert_ticks_continue(&log, before);
+}
+
+#[test]
+fn postcopy_finishes_what_precopy_cannot() {
+    let Some((src, dest)) = daemons() else {
+        return;
+    };
+    let dir = tmpdir();
+    let spec = dirtying_spec("postcopy");
+    let _guard = DomainGuard::new(&spec.name, &[src, dest]);
+    let log = running_guest(src, &spec, dir.path());
+    let before = *ticks(&log).last().expect("ticks");
+    let out = ferry_migrate(
+        src,
+        dest,
+        &spec.name,
+        &[
+            "--migrate-uri",
+            "tcp://127.0.0.1",
+            "--bandwidth",
+            "4",
+            "--postcopy",
+            "--timeout",
+            "60",
+            "--timeout-action",
+            "postcopy",
+            "--persistent",
+            "--undefine-source",
+        ],
+    );
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let report = final_report(&out);
+    assert_eq!(report["migration"]["postcopy_used"], true, "{report:#}");
+    assert_eq!(
+        domstate(&dest.socket_uri, &spec.name).as_deref(),
+        Some("running")
+    );
+    assert_ticks_continue(&log, before);
+}
+
+#[test]
+fn destination_daemon_killed_mid_move_leaves_the_guest_on_the_source() {
+    let Some(src) = prerequisites() else {
+        return;
+    };
+    // A private destination: killing the shared one would break parallel tests.
+    let dest = match crate::libvirtd::start_instance_with(
+        "fault-dest",
+        &crate::libvirtd::InstanceOptions {
+            hostname: Some("ferry-fault-host".into()),
+            tcp: true,
+        },
+    ) {
+        Ok(d) => d,
+        Err(e) => panic!("fault destination: {e}"),
+    };
+    struct Stop<'a>(&'a LocalLibvirtd);
+    impl Drop for Stop<'_> {
+        fn drop(&mut self) {
+            self.0.stop();
+        }
+    }
+    let _stop = Stop(&dest);
+    let dir = tmpdir();
+    let spec = dirtying_spec("fault");
+    let _guard = DomainGuard::new(&spec.name, &[src]);
+    let log = running_guest(src, &spec, dir.path());
+    let before = *ticks(&log).last().expect("ticks");
+    let killer = {
+        let dest = &dest;
+        move || {
+            std::thread::sleep(Duration::from_secs(6));
+            dest.kill_daemon();
+        }
+    };
+    let out = std::thread::scope(|s| {
+        s.spawn(killer);
+        ferry_migrate(
+            src,
+            &dest,
+            &spec.name,
+            &[
+                "--migrate-uri",
+                "tcp://127.0.0.1",
+                "--bandwidth",
+                "4",
+                "--timeout",
+                "90",
+            ],
+        )
+    });
+    assert_eq!(
+        out.status.code(),
+        Some(8),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let err = stderr(&out);
+    let errors: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("ferry: error:"))
+        .collect();
+    assert_eq!(errors.len(), 1, "{err}");
+    assert!(errors[0].contains("stopped answering"), "{err}");
+    assert!(errors[0].contains("still running on the source"), "{err}");
+    assert_eq!(
+        domstate(&src.socket_uri, &spec.name).as_deref(),
+        Some("running")
+    );
+    assert_ticks_continue(&log, before);
+}
