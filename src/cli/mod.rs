@@ -175,6 +175,7 @@ EXAMPLES:
   ferry v2v web01.vmx --out /var/lib/libvirt/images --define --start
   ferry v2v appliance.ova --out out --no-fixups --network-map 'VM Network=bridge:br0'
   ferry v2v /etc/xen/db01.cfg --out out --define --connect qemu+ssh://kvm1/system
+  ferry v2v web01.vmx --out /nfs/images --start --migrate-to qemu+ssh://kvm2/system
 
 EXIT STATUS:
   0  success
@@ -184,6 +185,8 @@ EXIT STATUS:
   4  an output differed from its source; nothing was left in --out
   5  a fixup failed; nothing was written
   6  libvirt refused: no daemon, permission denied, the name or UUID exists, or start failed
+  7  --migrate-to: a preflight check failed; the guest runs here, defined and started
+  8  --migrate-to: the move failed; the guest runs here, defined and started
 130  interrupted; nothing was left in --out";
 
 const MIGRATE_HELP: &str = "\
@@ -354,6 +357,16 @@ pub struct V2vArgs {
     /// Start the domain once defined (implies --define)
     #[arg(long)]
     pub start: bool,
+    /// After --start, move the guest live to this libvirt URI (preflight first; the guest
+    /// is made persistent there and undefined here)
+    #[arg(long, value_name = "DEST_URI", requires = "start")]
+    pub migrate_to: Option<String>,
+    /// With --migrate-to: address the destination QEMU listens on (tcp://HOST[:PORT])
+    #[arg(long, value_name = "tcp://HOST[:PORT]", requires = "migrate_to")]
+    pub migrate_uri: Option<String>,
+    /// With --migrate-to: copy the converted disks (--out is not shared with the destination)
+    #[arg(long, requires = "migrate_to")]
+    pub migrate_copy_storage: bool,
     /// Put the disks in this libvirt storage pool's folder instead of --out (dir pools)
     #[arg(long, value_name = "NAME")]
     pub pool: Option<String>,

@@ -32,6 +32,11 @@ fn options(args: &V2vArgs) -> CliResult<V2vOptions> {
             NetTarget::parse(to).map_err(|e| usage(format!("--network-map '{entry}': {e}")))?;
         network_map.push((from.to_string(), to));
     }
+    if args.migrate_to.is_some() && !args.start {
+        return Err(usage(
+            "--migrate-to moves the running guest: it needs --start".into(),
+        ));
+    }
     if args.pool.is_some() && !(args.define || args.start) {
         return Err(usage(
             "--pool needs --define (the pool belongs to the libvirt host)".into(),
@@ -59,6 +64,14 @@ fn options(args: &V2vArgs) -> CliResult<V2vOptions> {
             uri: args.connect.clone(),
             start: args.start,
             pool: args.pool.clone(),
+            migrate_to: args
+                .migrate_to
+                .clone()
+                .map(|dest_uri| crate::v2v::MigrateTo {
+                    dest_uri,
+                    migrate_uri: args.migrate_uri.clone(),
+                    copy_storage: args.migrate_copy_storage,
+                }),
         }),
         jobs: args
             .jobs
@@ -77,6 +90,8 @@ fn failure(e: V2vError) -> Failure {
         V2vError::FixupFailed(_) => Exit::FixupFailed,
         V2vError::Libvirt(_) => Exit::LibvirtFailed,
         V2vError::Interrupted(_) => Exit::Interrupted,
+        V2vError::PreflightFailed(_) => Exit::PreflightFailed,
+        V2vError::MigrationFailed(_) => Exit::MigrationFailed,
     };
     Failure::new(exit, e)
 }
@@ -190,6 +205,22 @@ fn print_report(r: &V2vReport) {
         return;
     }
     println!("domain:  {}", r.domain_xml_path);
+    for c in r
+        .preflight
+        .iter()
+        .filter(|c| c.status != virtconn::migrate::CheckStatus::Pass)
+    {
+        println!("  preflight {:?} {}: {}", c.status, c.id, c.message);
+    }
+    if let Some(m) = &r.migration {
+        println!(
+            "migrate: moved to {} in {} ms, downtime {}",
+            m.dest_uri,
+            m.total_ms,
+            m.downtime_ms
+                .map_or_else(|| "?".to_string(), |d| format!("{d} ms"))
+        );
+    }
     if let Some(l) = &r.libvirt {
         println!(
             "libvirt: defined '{}' ({}) at {}{}; MACs {}",

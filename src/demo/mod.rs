@@ -133,6 +133,7 @@ pub fn run(dir: &Path) -> Result<DemoReport, DemoError> {
                     uri: DEMO_URI.to_string(),
                     start: false,
                     pool: None,
+                    migrate_to: None,
                 })
             },
             None,

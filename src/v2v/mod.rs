@@ -48,6 +48,12 @@ pub enum V2vError {
     Libvirt(String),
     #[error("{0}")]
     Interrupted(String),
+    /// `--migrate-to`: a preflight check failed; the guest runs on the conversion host.
+    #[error("{0}")]
+    PreflightFailed(String),
+    /// `--migrate-to`: the move failed; the guest runs on the conversion host.
+    #[error("{0}")]
+    MigrationFailed(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -73,6 +79,19 @@ pub struct DefineOptions {
     pub start: bool,
     /// Put the disks in this storage pool's folder instead of `--out`.
     pub pool: Option<String>,
+    /// After starting, move the guest live to this libvirt URI.
+    pub migrate_to: Option<MigrateTo>,
+}
+
+/// The live move chained after `--start` (`ferry migrate` with `--persistent
+/// --undefine-source`).
+#[derive(Debug, Clone)]
+pub struct MigrateTo {
+    pub dest_uri: String,
+    /// `tcp://HOST[:PORT]` when the destination's host name does not resolve here.
+    pub migrate_uri: Option<String>,
+    /// Copy the converted disks (when `--out` is not shared with the destination).
+    pub copy_storage: bool,
 }
 
 /// Reports stage progress to a UI: a stage with its total, then advances.
@@ -258,6 +277,8 @@ pub fn run(
         domain_xml_path: xml_path.display().to_string(),
         domain_xml: xml.clone(),
         libvirt: None,
+        preflight: Vec::new(),
+        migration: None,
         stages: Vec::new(),
         seconds: 0.0,
     };
@@ -335,16 +356,109 @@ pub fn run(
 
     if let (Some(conn), Some(define)) = (&conn, &opts.define) {
         report.libvirt = Some(define_and_start(conn, define, &xml, &domain, &mut stages)?);
+        if let Some(to) = &define.migrate_to {
+            // The guest is defined and running here whatever the move does; the files
+            // stay too, and the report records the outcome.
+            written.keep();
+            let chained = migrate_after_start(conn, to, &plan.name, progress);
+            stages.done("migrate", "guest moved live to the destination host");
+            let (checks, migration, result) = chained;
+            report.preflight = checks;
+            report.migration = migration;
+            if let Err(e) = result {
+                report.stages = stages.into_vec();
+                report.seconds = started.elapsed().as_secs_f64();
+                write_report(&opts.out_dir, &plan.name, &report)?;
+                return Err(e);
+            }
+        }
     }
     report.stages = stages.into_vec();
     report.seconds = started.elapsed().as_secs_f64();
-    let report_path = opts.out_dir.join(format!("{}.report.json", plan.name));
-    let json = serde_json::to_vec_pretty(&report)
-        .map_err(|e| V2vError::OutputFailed(format!("{}: {e}", report_path.display())))?;
-    write_staged(&report_path, &json)
-        .map_err(|e| V2vError::OutputFailed(format!("{}: {e}", report_path.display())))?;
+    write_report(&opts.out_dir, &plan.name, &report)?;
     written.keep();
     Ok(report)
+}
+
+fn write_report(out_dir: &Path, name: &str, report: &V2vReport) -> Result<(), V2vError> {
+    let report_path = out_dir.join(format!("{name}.report.json"));
+    let json = serde_json::to_vec_pretty(report)
+        .map_err(|e| V2vError::OutputFailed(format!("{}: {e}", report_path.display())))?;
+    // A report from an earlier chained move that failed is replaced by this one.
+    write_staged(&report_path, &json)
+        .map_err(|e| V2vError::OutputFailed(format!("{}: {e}", report_path.display())))
+}
+
+type Chained = (
+    Vec<virtconn::migrate::Check>,
+    Option<virtconn::migrate::MigrationReport>,
+    Result<(), V2vError>,
+);
+
+/// Preflight, then the live move of the freshly started guest.
+fn migrate_after_start(
+    src: &virtconn::Connection,
+    to: &MigrateTo,
+    name: &str,
+    progress: &dyn Progress,
+) -> Chained {
+    use virtconn::migrate::{CheckStatus, MigrateRequest, MigrationEvent};
+    let mut req = MigrateRequest::new(name, src.uri(), &to.dest_uri);
+    req.persistent = true;
+    req.undefine_source = true;
+    req.migrate_uri = to.migrate_uri.clone();
+    req.copy_storage = to
+        .copy_storage
+        .then_some(virtconn::migrate::CopyStorage::All);
+    let dest = match virtconn::Connection::open(&to.dest_uri) {
+        Ok(d) => d,
+        Err(e) => {
+            let check = virtconn::migrate::unreachable_check(&to.dest_uri, &e);
+            let msg = format!(
+                "--migrate-to: {e}; {name} is defined and running on {}",
+                src.uri()
+            );
+            return (vec![check], None, Err(V2vError::PreflightFailed(msg)));
+        }
+    };
+    let checks = virtconn::migrate::preflight(src, &dest, &req);
+    let failed: Vec<String> = checks
+        .iter()
+        .filter(|c| c.status == CheckStatus::Fail)
+        .map(|c| match &c.fix {
+            Some(fix) => format!("{}: {} (fix: {fix})", c.id, c.message),
+            None => format!("{}: {}", c.id, c.message),
+        })
+        .collect();
+    if !failed.is_empty() {
+        let msg = format!(
+            "--migrate-to {}: preflight failed: {}; {name} is defined and running on {}",
+            to.dest_uri,
+            failed.join("; "),
+            src.uri()
+        );
+        return (checks, None, Err(V2vError::PreflightFailed(msg)));
+    }
+    let (mut total, mut done) = (0u64, 0u64);
+    let mut on_event = |e: &MigrationEvent| {
+        if let MigrationEvent::Progress(p) = e {
+            let now_total = p.mem_total + p.disk_total;
+            if now_total != total {
+                total = now_total;
+                done = 0;
+                progress.stage("migrate", total);
+            }
+            let processed = p.mem_processed + p.disk_processed;
+            progress.advance(processed.saturating_sub(done));
+            done = done.max(processed);
+        }
+    };
+    let outcome = virtconn::migrate::migrate_with_report(src, &dest, &req, &mut on_event);
+    let result = match outcome.error {
+        None => Ok(()),
+        Some(e) => Err(V2vError::MigrationFailed(format!("--migrate-to: {e}"))),
+    };
+    (checks, Some(outcome.report), result)
 }
 
 fn cancelled(opts: &V2vOptions) -> bool {

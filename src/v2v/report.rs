@@ -25,6 +25,9 @@ pub struct V2vReport {
     pub domain_xml_path: String,
     pub domain_xml: String,
     pub libvirt: Option<LibvirtReport>,
+    /// `--migrate-to`: the preflight checks and the move.
+    pub preflight: Vec<virtconn::migrate::Check>,
+    pub migration: Option<virtconn::migrate::MigrationReport>,
     pub stages: Vec<StageTime>,
     pub seconds: f64,
 }

@@ -452,3 +452,152 @@ fn destination_daemon_killed_mid_move_leaves_the_guest_on_the_source() {
     );
     assert_ticks_continue(&log, before);
 }
+
+/// One move of a fresh tiny guest: wall time and libvirt's completed-job downtime.
+fn timed_move(
+    src: &LocalLibvirtd,
+    dest: &LocalLibvirtd,
+    spec: &TinySpec,
+    dir: &Path,
+    with_ferry: bool,
+) -> (f64, String) {
+    let _guard = DomainGuard::new(&spec.name, &[src, dest]);
+    running_guest(src, spec, dir);
+    let started = Instant::now();
+    if with_ferry {
+        let out = ferry_migrate(
+            src,
+            dest,
+            &spec.name,
+            &[
+                "--persistent",
+                "--undefine-source",
+                "--migrate-uri",
+                "tcp://127.0.0.1",
+            ],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+    } else {
+        virsh(
+            &src.socket_uri,
+            &[
+                "migrate",
+                "--live",
+                "--persistent",
+                "--undefinesource",
+                &spec.name,
+                &dest.uri,
+                "--migrateuri",
+                "tcp://127.0.0.1",
+            ],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let info = virsh(&dest.socket_uri, &["domjobinfo", "--completed", &spec.name])
+        .unwrap_or_else(|e| panic!("{e}"));
+    (seconds, job_stat(&info, "Total downtime"))
+}
+
+/// The benchmark behind `bench/migrate.sh`: idle and memory-dirtying guests moved by
+/// `ferry migrate` (preflight included) and by plain `virsh migrate --live` with libvirt's
+/// defaults, in one run; prints total time and downtime side by side.
+#[test]
+#[ignore = "benchmark: run with bench/migrate.sh"]
+fn bench_migrate_ferry_vs_virsh() {
+    let Some((src, dest)) = daemons() else {
+        return;
+    };
+    const RUNS: usize = 3;
+    let dir = tmpdir();
+    println!(
+        "{:<10} {:<6} {:>9} {:>14}   (median of {RUNS}; downtime from libvirt's completed job)",
+        "guest", "tool", "total s", "downtime"
+    );
+    for (case, dirty) in [("idle", 0), ("dirtying", 48)] {
+        let mut medians = Vec::new();
+        for (tool, with_ferry) in [("virsh", false), ("ferry", true)] {
+            let mut runs: Vec<(f64, String)> = (0..RUNS)
+                .map(|i| {
+                    let mut spec = TinySpec::new(&unique_name(&format!("bench-{case}-{tool}-{i}")));
+                    spec.memory_mib = 256;
+                    spec.dirty_mib = dirty;
+                    timed_move(src, dest, &spec, dir.path(), with_ferry)
+                })
+                .collect();
+            runs.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let (seconds, downtime) = runs[RUNS / 2].clone();
+            let downtimes: Vec<&str> = runs.iter().map(|r| r.1.as_str()).collect();
+            println!(
+                "{case:<10} {tool:<6} {seconds:>9.2} {:>14}   (downtimes {})",
+                downtime,
+                downtimes.join(", ")
+            );
+            medians.push(seconds);
+        }
+        println!(
+            "{case:<10} ratio ferry/virsh total time: {:.2}",
+            medians[1] / medians[0]
+        );
+    }
+}
+
+/// `ferry v2v --start --migrate-to`: the move after the conversion runs the same preflight;
+/// a converted disk on unshared local storage is refused before anything moves, and the
+/// guest stays defined and running on the conversion host, with the report saying why.
+#[test]
+fn v2v_migrate_to_runs_preflight_and_keeps_the_guest_when_it_fails() {
+    let Some((src, dest)) = daemons() else {
+        return;
+    };
+    let dir = tmpdir();
+    let disk = dir.path().join("data.qcow2");
+    qemu_img(&["create", "-f", "qcow2", p(&disk), "16M"]);
+    let name = unique_name("v2v-chain");
+    let _guard = DomainGuard::new(&name, &[src, dest]);
+    let out_dir = dir.path().join("out");
+    let out = run_ferry([
+        "v2v",
+        "--no-fixups",
+        p(&disk),
+        "--out",
+        p(&out_dir),
+        "--name",
+        &name,
+        "--start",
+        "--connect",
+        &src.uri,
+        "--virt-type",
+        "qemu",
+        "--network",
+        "user",
+        "--migrate-to",
+        &dest.uri,
+        "--migrate-uri",
+        "tcp://127.0.0.1",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let err = stderr(&out);
+    assert!(err.contains("storage"), "{err}");
+    assert!(err.contains("defined and running on"), "{err}");
+    assert_eq!(domstate(&src.socket_uri, &name).as_deref(), Some("running"));
+    let saved: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(out_dir.join(format!("{name}.report.json"))).expect("report"),
+    )
+    .expect("json");
+    assert!(
+        saved["preflight"]
+            .as_array()
+            .expect("preflight")
+            .iter()
+            .any(|c| c["id"] == "storage" && c["status"] == "fail"),
+        "{saved:#}"
+    );
+    assert!(out_dir.join(format!("{name}-disk1.qcow2")).is_file());
+}

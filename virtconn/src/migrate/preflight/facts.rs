@@ -27,6 +27,9 @@ pub(crate) struct HostFacts {
     /// Bytes.
     pub free_memory: Fact<u64>,
     pub caps: Fact<CapsFacts>,
+    /// Seconds this host's clock is ahead of the machine running ferry; `None` when it
+    /// cannot be asked (not local, not reached over ssh).
+    pub clock_offset_s: Option<Fact<f64>>,
 }
 
 /// The parts of `virConnectGetCapabilities` the checks use.

@@ -65,6 +65,11 @@ pub(crate) fn host_facts(c: &Connection) -> HostFacts {
             .get_capabilities()
             .map_err(|e| text(&e))
             .and_then(|xml| parse_caps(&xml)),
+        clock_offset_s: if is_local_host(&uri_host(c.uri())) {
+            Some(Ok(0.0))
+        } else {
+            super::clock::offset_via_ssh(c.uri())
+        },
     }
 }
 

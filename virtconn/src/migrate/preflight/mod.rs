@@ -11,6 +11,7 @@
 
 mod addr;
 mod checks;
+mod clock;
 mod domxml;
 mod facts;
 mod gather;

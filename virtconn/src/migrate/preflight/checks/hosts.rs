@@ -246,12 +246,51 @@ pub(crate) fn clock(src: &HostFacts, dest: &HostFacts) -> Check {
     if src.local && dest.local {
         return Check::pass(CLOCK, "same machine clock");
     }
-    let mut c = Check::skip(
-        CLOCK,
-        "clock skew is not measurable through libvirt; check chrony/ntpd on both hosts",
-    );
-    c.fix = Some("run chronyc tracking (or timedatectl) on both hosts".into());
-    c
+    // Offsets are measured from the machine running ferry; the skew is their difference.
+    let offset = |h: &HostFacts| -> Option<Result<f64, String>> {
+        if h.local {
+            Some(Ok(0.0))
+        } else {
+            h.clock_offset_s.clone()
+        }
+    };
+    match (offset(src), offset(dest)) {
+        (Some(Ok(a)), Some(Ok(b))) => clock_skew(b - a),
+        (Some(Err(e)), _) | (_, Some(Err(e))) => Check::warn(
+            CLOCK,
+            format!("cannot read a host's clock: {e}"),
+            "run chronyc tracking (or timedatectl) on both hosts",
+        ),
+        _ => {
+            let mut c = Check::skip(
+                CLOCK,
+                "clock skew is not measurable through libvirt over this transport; check chrony/ntpd on both hosts",
+            );
+            c.fix = Some("run chronyc tracking (or timedatectl) on both hosts".into());
+            c
+        }
+    }
+}
+
+/// Guests keep their clock across a live move; a destination off by seconds makes them
+/// jump (TLS, Kerberos and log ordering notice). Half a second is NTP-synced hosts'
+/// worst case; two seconds is a host without time sync.
+pub(crate) fn clock_skew(dest_ahead_s: f64) -> Check {
+    let abs = dest_ahead_s.abs();
+    let side = if dest_ahead_s >= 0.0 {
+        "ahead of"
+    } else {
+        "behind"
+    };
+    let text = format!("the destination's clock is {abs:.2} s {side} the source's");
+    let fix = "enable time sync on both hosts (chronyc makestep, or systemctl enable --now chrony) before moving";
+    if abs > 2.0 {
+        Check::fail(CLOCK, text, fix)
+    } else if abs > 0.5 {
+        Check::warn(CLOCK, text, fix)
+    } else {
+        Check::pass(CLOCK, text)
+    }
 }
 
 #[cfg(test)]
@@ -455,8 +494,20 @@ mod tests {
         b.local = false;
         let c = clock(&a, &b);
         assert_eq!(c.status, CheckStatus::Skip);
-        assert!(c
-            .message
-            .contains("not measurable through libvirt; check chrony/ntpd"));
+        assert!(c.message.contains("not measurable through libvirt"));
+        b.clock_offset_s = Some(Ok(3.5));
+        let c = clock(&a, &b);
+        assert_eq!(c.status, CheckStatus::Fail, "{c:?}");
+        assert_eq!(
+            c.message,
+            "the destination's clock is 3.50 s ahead of the source's"
+        );
+        assert!(c.fix.as_deref().is_some_and(|f| f.contains("time sync")));
+        b.clock_offset_s = Some(Ok(-0.8));
+        assert_eq!(clock(&a, &b).status, CheckStatus::Warn);
+        b.clock_offset_s = Some(Ok(0.1));
+        assert_eq!(clock(&a, &b).status, CheckStatus::Pass);
+        b.clock_offset_s = Some(Err("ssh kvm2: Permission denied".into()));
+        assert_eq!(clock(&a, &b).status, CheckStatus::Warn);
     }
 }

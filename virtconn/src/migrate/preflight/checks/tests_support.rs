@@ -26,6 +26,7 @@ pub(crate) fn host(uri: &str) -> HostFacts {
                 ("x86_64".into(), "pc-q35-10.0".into()),
             ],
         }),
+        clock_offset_s: None,
     }
 }
 
