@@ -96,17 +96,7 @@ fn vmware_guest_from_vmdk_boots_on_virtio_after_fixup() {
     };
     let dir = tmpdir();
     let vmdk = dir.path().join("vmware.vmdk");
-    qemu_img(&[
-        "convert",
-        "-f",
-        "raw",
-        "-O",
-        "vmdk",
-        "-o",
-        "subformat=monolithicSparse",
-        p(&g.disk),
-        p(&vmdk),
-    ]);
+    vmdk_of(&g.disk, &vmdk);
     let qcow2 = dir.path().join("vmware.qcow2");
     let out = run_ferry(["convert", p(&vmdk), p(&qcow2)]);
     assert!(out.status.success(), "convert: {}", stderr(&out));

@@ -63,6 +63,41 @@ fn running_guest(src: &LocalLibvirtd, spec: &TinySpec, dir: &Path) -> PathBuf {
     log
 }
 
+/// A ticking guest on the source daemon, cleaned up on both daemons however the test ends.
+struct Ticking {
+    src: &'static LocalLibvirtd,
+    dest: &'static LocalLibvirtd,
+    spec: TinySpec,
+    log: PathBuf,
+    /// The last tick before the move.
+    before: u64,
+    _guard: DomainGuard,
+    _dir: tempfile::TempDir,
+}
+
+impl Ticking {
+    fn start(spec: TinySpec) -> Option<Ticking> {
+        let (src, dest) = daemons()?;
+        let dir = tmpdir();
+        let guard = DomainGuard::new(&spec.name, &[src, dest]);
+        let log = running_guest(src, &spec, dir.path());
+        let before = *ticks(&log).last().expect("ticks");
+        Some(Ticking {
+            src,
+            dest,
+            spec,
+            log,
+            before,
+            _guard: guard,
+            _dir: dir,
+        })
+    }
+
+    fn assert_still_ticking(&self) {
+        assert_ticks_continue(&self.log, self.before);
+    }
+}
+
 fn assert_ticks_continue(log: &Path, before: u64) {
     let after = wait_ticks(log, before + 3, TICK_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
     let all = ticks(log);
@@ -75,14 +110,10 @@ fn assert_ticks_continue(log: &Path, before: u64) {
 
 #[test]
 fn live_move_keeps_the_guest_ticking_and_reports_libvirts_downtime() {
-    let Some((src, dest)) = daemons() else {
+    let Some(t) = Ticking::start(TinySpec::new(&unique_name("live"))) else {
         return;
     };
-    let dir = tmpdir();
-    let spec = TinySpec::new(&unique_name("live"));
-    let _guard = DomainGuard::new(&spec.name, &[src, dest]);
-    let log = running_guest(src, &spec, dir.path());
-    let before = *ticks(&log).last().expect("ticks");
+    let (src, dest, spec) = (t.src, t.dest, &t.spec);
 
     let out = ferry_migrate(
         src,
@@ -109,7 +140,7 @@ fn live_move_keeps_the_guest_ticking_and_reports_libvirts_downtime() {
         None,
         "still on the source"
     );
-    assert_ticks_continue(&log, before);
+    t.assert_still_ticking();
 
     // The report's downtime is libvirt's own completed-job figure.
     let info = virsh(&dest.socket_uri, &["domjobinfo", "--completed", &spec.name])
@@ -307,14 +338,10 @@ fn dirtying_spec(what: &str) -> TinySpec {
 
 #[test]
 fn non_converging_precopy_times_out_and_the_guest_stays_on_the_source() {
-    let Some((src, dest)) = daemons() else {
+    let Some(t) = Ticking::start(dirtying_spec("noconv")) else {
         return;
     };
-    let dir = tmpdir();
-    let spec = dirtying_spec("noconv");
-    let _guard = DomainGuard::new(&spec.name, &[src, dest]);
-    let log = running_guest(src, &spec, dir.path());
-    let before = *ticks(&log).last().expect("ticks");
+    let (src, dest, spec) = (t.src, t.dest, &t.spec);
     let started = Instant::now();
     let out = ferry_migrate(
         src,
@@ -339,19 +366,15 @@ fn non_converging_precopy_times_out_and_the_guest_stays_on_the_source() {
         domstate(&src.socket_uri, &spec.name).as_deref(),
         Some("running")
     );
-    assert_ticks_continue(&log, before);
+    t.assert_still_ticking();
 }
 
 #[test]
 fn postcopy_finishes_what_precopy_cannot() {
-    let Some((src, dest)) = daemons() else {
+    let Some(t) = Ticking::start(dirtying_spec("postcopy")) else {
         return;
     };
-    let dir = tmpdir();
-    let spec = dirtying_spec("postcopy");
-    let _guard = DomainGuard::new(&spec.name, &[src, dest]);
-    let log = running_guest(src, &spec, dir.path());
-    let before = *ticks(&log).last().expect("ticks");
+    let (src, dest, spec) = (t.src, t.dest, &t.spec);
     let out = ferry_migrate(
         src,
         dest,
@@ -377,7 +400,7 @@ fn postcopy_finishes_what_precopy_cannot() {
         domstate(&dest.socket_uri, &spec.name).as_deref(),
         Some("running")
     );
-    assert_ticks_continue(&log, before);
+    t.assert_still_ticking();
 }
 
 #[test]
@@ -478,20 +501,7 @@ fn timed_move(
         );
         assert!(out.status.success(), "{}", stderr(&out));
     } else {
-        virsh(
-            &src.socket_uri,
-            &[
-                "migrate",
-                "--live",
-                "--persistent",
-                "--undefinesource",
-                &spec.name,
-                &dest.uri,
-                "--migrateuri",
-                "tcp://127.0.0.1",
-            ],
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+        crate::tiny_guest::virsh_migrate(src, dest, &spec.name);
     }
     let seconds = started.elapsed().as_secs_f64();
     let info = virsh(&dest.socket_uri, &["domjobinfo", "--completed", &spec.name])

@@ -545,20 +545,7 @@ fn virsh_live_migration_between_own_daemons_keeps_ticking() {
     let before = wait_ticks(&log, 3, Duration::from_secs(120)).unwrap_or_else(|e| panic!("{e}"));
 
     let start = Instant::now();
-    virsh(
-        &src.uri,
-        &[
-            "migrate",
-            "--live",
-            "--persistent",
-            "--undefinesource",
-            &spec.name,
-            &dest.uri,
-            "--migrateuri",
-            "tcp://127.0.0.1",
-        ],
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    virsh_migrate(src, dest, &spec.name);
     let took = start.elapsed();
     let stats =
         virsh(&dest.socket_uri, &["domjobinfo", "--completed", &spec.name]).unwrap_or_default();
@@ -729,4 +716,23 @@ fn dirtying_guest_does_not_converge_at_low_bandwidth() {
     let last = ticks(&log).last().copied().unwrap_or(0);
     wait_ticks(&log, last + 2, Duration::from_secs(30)).unwrap_or_else(|e| panic!("{e}"));
     assert_never_reset(&ticks(&log), &log);
+}
+
+/// `virsh migrate --live --persistent --undefinesource` from `src` to `dest`, with the
+/// migration address the destination's unresolvable host name needs.
+pub fn virsh_migrate(src: &LocalLibvirtd, dest: &LocalLibvirtd, name: &str) {
+    virsh(
+        &src.uri,
+        &[
+            "migrate",
+            "--live",
+            "--persistent",
+            "--undefinesource",
+            name,
+            &dest.uri,
+            "--migrateuri",
+            "tcp://127.0.0.1",
+        ],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
 }

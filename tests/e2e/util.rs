@@ -206,3 +206,18 @@ pub fn sha256_file(path: &Path) -> String {
     std::io::copy(&mut f, &mut hasher).expect("hash");
     format!("{:x}", hasher.finalize())
 }
+
+/// `qemu-img convert` of a raw disk into a monolithicSparse VMDK, as VMware writes them.
+pub fn vmdk_of(raw: &Path, vmdk: &Path) {
+    qemu_img(&[
+        "convert",
+        "-f",
+        "raw",
+        "-O",
+        "vmdk",
+        "-o",
+        "subformat=monolithicSparse",
+        p(raw),
+        p(vmdk),
+    ]);
+}

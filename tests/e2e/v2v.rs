@@ -148,17 +148,7 @@ fn vmware_vmx_guest_boots_through_libvirt() {
     };
     let dir = tmpdir();
     let vmdk = dir.path().join("web01.vmdk");
-    qemu_img(&[
-        "convert",
-        "-f",
-        "raw",
-        "-O",
-        "vmdk",
-        "-o",
-        "subformat=monolithicSparse",
-        p(&g.disk),
-        p(&vmdk),
-    ]);
+    vmdk_of(&g.disk, &vmdk);
     let vmx = dir.path().join("web01.vmx");
     std::fs::write(
         &vmx,
