@@ -15,4 +15,5 @@ pub mod cli;
 pub mod demo;
 pub mod guest;
 pub mod layout;
+pub mod p2v;
 pub mod v2v;
