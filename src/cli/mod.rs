@@ -7,6 +7,7 @@ mod fixup;
 mod info;
 mod inspect;
 mod migrate;
+mod p2v;
 pub mod progress;
 mod units;
 mod v2v;
@@ -84,6 +85,10 @@ pub enum Command {
     /// what makes moves fail (name resolution, ports, storage, cache mode, CPU, memory)
     #[command(after_help = MIGRATE_HELP)]
     Migrate(MigrateArgs),
+    /// Image this physical machine (or raw dumps of one) into a KVM guest: hardware
+    /// inventory, used blocks only with --used-only, then the v2v pipeline
+    #[command(name = "p2v", after_help = P2V_HELP)]
+    P2v(P2vArgs),
     /// Build a small sample VMware disk and convert it, showing each step
     #[command(after_help = EXIT_CODES)]
     Demo(DemoArgs),
@@ -188,6 +193,28 @@ EXIT STATUS:
   7  --migrate-to: a preflight check failed; the guest runs here, defined and started
   8  --migrate-to: the move failed; the guest runs here, defined and started
 130  interrupted; nothing was left in --out";
+
+const P2V_HELP: &str = "\
+WHAT IS READ:
+  hardware   CPUs and topology (/sys/devices/system/cpu), memory (/proc/meminfo), firmware
+             (UEFI when /sys/firmware/efi exists; secure boot from efivars), physical NICs
+             with MACs and drivers (/sys/class/net), each disk's model and size
+  disks      read-only, whole; with --used-only only the partition table area (boot loader
+             gap included), the blocks each ext2/3/4 filesystem marks used, swap headers;
+             filesystems ferry cannot read are copied whole and the report says so;
+             free space and unpartitioned space become zero (deleted data is not copied)
+Then as `ferry v2v`: fixups, conversion, verification against what was read, domain XML,
+optional define/start. --dry-run prints the exact bytes it would copy.
+
+Run it from a live system for a consistent image; on a running system ferry warns about
+each mounted filesystem it images.
+
+EXAMPLES:
+  ferry p2v --dry-run --used-only --disk /dev/sda --out /mnt/nfs/p2v
+  ferry p2v --used-only --disk /dev/nvme0n1 --disk /dev/sdb --out /mnt/nfs/p2v --name db01
+  ferry p2v --used-only --disk sda.img --out out --define --connect qemu+ssh://kvm1/system
+
+EXIT STATUS: as ferry v2v (see ferry v2v --help).";
 
 const MIGRATE_HELP: &str = "\
 PREFLIGHT (run before every move, and alone with --dry-run; each check names a fix):
@@ -323,6 +350,30 @@ pub enum VirtTypeArg {
 
 #[derive(Debug, Args)]
 pub struct V2vArgs {
+    #[command(flatten)]
+    pub opts: MoveArgs,
+    /// A .vmx, .ovf, .ova, Xen config or libvirt XML; or one or more disks
+    #[arg(required = true, value_name = "SOURCE")]
+    pub sources: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct P2vArgs {
+    /// A physical disk (/dev/sda, /dev/nvme0n1) or a raw dump of one; repeat for each disk,
+    /// boot disk first
+    #[arg(long, required = true, value_name = "DEV|FILE")]
+    pub disk: Vec<PathBuf>,
+    /// Copy only what the filesystems use: the partition table area, ext2/3/4 blocks marked
+    /// used in their bitmaps, swap headers; other filesystems whole; free space as zero
+    #[arg(long)]
+    pub used_only: bool,
+    #[command(flatten)]
+    pub v2v: MoveArgs,
+}
+
+/// What `v2v` and `p2v` share: where the result goes and how it lands in libvirt.
+#[derive(Debug, Args)]
+pub struct MoveArgs {
     /// Folder receiving the converted disks, NAME.xml and NAME.report.json (created if missing)
     #[arg(short = 'o', long, value_name = "DIR")]
     pub out: PathBuf,
@@ -388,9 +439,6 @@ pub struct V2vArgs {
     /// Worker threads shared by all disks (default: all cores)
     #[arg(short = 'j', long)]
     pub jobs: Option<usize>,
-    /// A .vmx, .ovf, .ova, Xen config or libvirt XML; or one or more disks
-    #[arg(required = true, value_name = "SOURCE")]
-    pub sources: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -556,6 +604,7 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Fixup(args) => fixup::run(&args),
         Command::V2v(args) => v2v::run(&args),
         Command::Migrate(args) => migrate::run(&args),
+        Command::P2v(args) => p2v::run(&args),
         Command::Demo(args) => demo::run(&args),
     }
 }

@@ -6,22 +6,22 @@ use indicatif::ProgressBar;
 use domain::{NetTarget, VirtType};
 
 use super::units::human;
-use super::{print_json, progress, CliResult, Exit, Failure, V2vArgs, VirtTypeArg};
+use super::{print_json, progress, CliResult, Exit, Failure, MoveArgs, V2vArgs, VirtTypeArg};
 use crate::v2v::{self, DefineOptions, OutputFormat, Progress, V2vError, V2vOptions, V2vReport};
 
 pub fn run(args: &V2vArgs) -> CliResult {
-    let opts = options(args)?;
-    let bar = Bar::new(args.json);
+    let opts = options(&args.opts)?;
+    let bar = Bar::new(args.opts.json);
     let report = v2v::run(&args.sources, &opts, &bar).map_err(failure)?;
     bar.finish();
-    if args.json {
+    if args.opts.json {
         return print_json(&report);
     }
     print_report(&report);
     Ok(())
 }
 
-fn options(args: &V2vArgs) -> CliResult<V2vOptions> {
+pub(super) fn options(args: &MoveArgs) -> CliResult<V2vOptions> {
     let usage = |msg: String| Failure::new(Exit::Usage, anyhow::anyhow!(msg));
     let mut network_map = Vec::new();
     for entry in &args.network_map {
@@ -81,7 +81,7 @@ fn options(args: &V2vArgs) -> CliResult<V2vOptions> {
     })
 }
 
-fn failure(e: V2vError) -> Failure {
+pub(super) fn failure(e: V2vError) -> Failure {
     let exit = match &e {
         V2vError::Usage(_) => Exit::Usage,
         V2vError::BadInput(_) => Exit::BadInput,
@@ -97,20 +97,20 @@ fn failure(e: V2vError) -> Failure {
 }
 
 /// One bar per stage on a terminal; nothing otherwise.
-struct Bar {
+pub(super) struct Bar {
     quiet: bool,
     current: std::sync::Mutex<Option<ProgressBar>>,
 }
 
 impl Bar {
-    fn new(quiet: bool) -> Self {
+    pub(super) fn new(quiet: bool) -> Self {
         Bar {
             quiet,
             current: std::sync::Mutex::new(None),
         }
     }
 
-    fn finish(&self) {
+    pub(super) fn finish(&self) {
         if let Ok(mut cur) = self.current.lock() {
             if let Some(b) = cur.take() {
                 b.finish_and_clear();
@@ -136,7 +136,7 @@ impl Progress for Bar {
     }
 }
 
-fn print_report(r: &V2vReport) {
+pub(super) fn print_report(r: &V2vReport) {
     let d = &r.description;
     let firmware = match d.firmware {
         vmdesc::Firmware::Bios => "BIOS".to_string(),

@@ -149,15 +149,16 @@ fn serial_log_path(name: &str) -> PathBuf {
     PathBuf::from(format!("/var/log/libvirt/qemu/{name}-serial0.log"))
 }
 
-/// Runs the whole move. `sources` is one description file or any number of disks.
-pub fn run(
-    sources: &[PathBuf],
-    opts: &V2vOptions,
-    progress: &dyn Progress,
-) -> Result<V2vReport, V2vError> {
-    let started = Instant::now();
-    let mut stages = Stages::default();
+/// A description and its disks, opened read-only: what every move starts from. `ferry
+/// v2v` reads it from the files it is given; `ferry p2v` builds it from the machine.
+pub struct Prepared {
+    pub resolved: source::Resolved,
+    /// One per disk of `resolved`, in order.
+    pub opened: Vec<Arc<dyn DiskSource>>,
+}
 
+/// Reads and opens what the user named: one description file or any number of disks.
+pub fn prepare(sources: &[PathBuf]) -> Result<Prepared, V2vError> {
     let resolved = resolve(sources)?;
     let hypervisor = resolved.description.hypervisor;
     let opened: Vec<Arc<dyn DiskSource>> = resolved
@@ -165,6 +166,34 @@ pub fn run(
         .iter()
         .map(|d| open_disk(d, hypervisor).map(Arc::from))
         .collect::<Result<_, _>>()?;
+    Ok(Prepared { resolved, opened })
+}
+
+/// Runs the whole move. `sources` is one description file or any number of disks.
+pub fn run(
+    sources: &[PathBuf],
+    opts: &V2vOptions,
+    progress: &dyn Progress,
+) -> Result<V2vReport, V2vError> {
+    let started = Instant::now();
+    let prepared = prepare(sources)?;
+    run_prepared(prepared, sources, started, opts, progress)
+}
+
+/// Runs the move from already opened disks; `sources` names them in reports.
+pub fn run_prepared(
+    prepared: Prepared,
+    sources: &[PathBuf],
+    started: Instant,
+    opts: &V2vOptions,
+    progress: &dyn Progress,
+) -> Result<V2vReport, V2vError> {
+    // The read stage counts from `started`, which includes preparing the disks.
+    let mut stages = Stages {
+        last: started,
+        done: Vec::new(),
+    };
+    let Prepared { resolved, opened } = prepared;
     let conn = match &opts.define {
         Some(d) if !opts.dry_run => {
             Some(virtconn::Connection::open(&d.uri).map_err(|e| V2vError::Libvirt(e.to_string()))?)
@@ -553,15 +582,6 @@ fn define_and_start(
 struct Stages {
     last: Instant,
     done: Vec<StageTime>,
-}
-
-impl Default for Stages {
-    fn default() -> Self {
-        Stages {
-            last: Instant::now(),
-            done: Vec::new(),
-        }
-    }
 }
 
 impl Stages {

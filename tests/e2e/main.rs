@@ -17,6 +17,7 @@ mod guest_images;
 mod inspect;
 mod libvirtd;
 mod migrate;
+mod p2v;
 mod separate_boot;
 mod tiny_guest;
 mod util;
