@@ -14,12 +14,19 @@
 //! UUID is known: partitions of other disks (the fixup sees one disk), partitions without a
 //! filesystem, whole disks, and `root=` when some kernel has no initramfs (the kernel alone
 //! cannot resolve `UUID=`). LVM and `/dev/mapper` names are bus-independent and kept.
+//!
+//! For [`Target::Physical`] there is no name to fall back on: the real controller may
+//! call the disk `sda` or `nvme0n1`. Every source name, the VM's own `vd*` included,
+//! becomes `UUID=` where one is known and is otherwise kept as it is, listed in the
+//! fixup's notes so the user can check it on the machine.
+
+use std::cell::RefCell;
 
 use crate::guestfs::GuestPath;
 
 use super::cmdline::{plan_cmdline_edits, replace_words};
 use super::guestio;
-use super::{Change, DiskPartition, FixupError, GuestContext, GuestFixup, Plan};
+use super::{Change, DiskPartition, FixupError, GuestContext, GuestFixup, Plan, Target};
 
 pub struct DeviceNames;
 
@@ -36,34 +43,51 @@ impl GuestFixup for DeviceNames {
     }
 
     fn plan(&self, ctx: &GuestContext<'_>) -> Result<Plan, FixupError> {
-        let names = Names {
-            partitions: ctx.partitions,
-            uuid_on_cmdline: !ctx.os.kernels.is_empty()
-                && ctx.os.kernels.iter().all(|k| k.initramfs.is_some()),
-        };
-        let mut changes = plan_cmdline_edits(ctx.fs, ctx.os, &|args| names.fix_device_args(args))?;
-        let edits: [(&str, Rewrite); 3] = [
-            ("/etc/fstab", fix_fstab),
-            ("/etc/crypttab", fix_crypttab),
-            ("/etc/initramfs-tools/conf.d/resume", fix_resume_conf),
-        ];
-        for (path, fix) in edits {
-            let path = GuestPath::new(path)?;
-            let Some(before) = read_text_config(ctx, &path)? else {
-                continue;
-            };
-            let text = String::from_utf8_lossy(&before);
-            let after = fix(&names, &text);
-            if after != text {
-                changes.push(Change::WriteFile {
-                    path,
-                    before: Some(before),
-                    after: after.into_bytes(),
-                });
-            }
-        }
-        Ok(Plan::Changes(changes))
+        plan_names(ctx).map(|(changes, _)| Plan::Changes(changes))
     }
+
+    fn notes(&self, ctx: &GuestContext<'_>) -> Result<Vec<String>, FixupError> {
+        plan_names(ctx).map(|(_, notes)| notes)
+    }
+}
+
+/// The changes, and the names kept because they could not be replaced (Physical only).
+fn plan_names(ctx: &GuestContext<'_>) -> Result<(Vec<Change>, Vec<String>), FixupError> {
+    let names = Names {
+        partitions: ctx.partitions,
+        uuid_on_cmdline: !ctx.os.kernels.is_empty()
+            && ctx.os.kernels.iter().all(|k| k.initramfs.is_some()),
+        target: ctx.target,
+        kept: RefCell::new(Vec::new()),
+    };
+    let mut changes = plan_cmdline_edits(ctx.fs, ctx.os, &|args| names.fix_device_args(args))?;
+    let edits: [(&str, Rewrite); 3] = [
+        ("/etc/fstab", fix_fstab),
+        ("/etc/crypttab", fix_crypttab),
+        ("/etc/initramfs-tools/conf.d/resume", fix_resume_conf),
+    ];
+    for (path, fix) in edits {
+        let path = GuestPath::new(path)?;
+        let Some(before) = read_text_config(ctx, &path)? else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&before);
+        let after = fix(&names, &text);
+        if after != text {
+            changes.push(Change::WriteFile {
+                path,
+                before: Some(before),
+                after: after.into_bytes(),
+            });
+        }
+    }
+    let notes = names
+        .kept
+        .into_inner()
+        .into_iter()
+        .map(|name| format!("{name} kept: no UUID known for it, check it on the machine"))
+        .collect();
+    Ok((changes, notes))
 }
 
 /// A configuration file's bytes, `None` when absent, unusable or not UTF-8 (lossy
@@ -81,6 +105,10 @@ struct Names<'a> {
     partitions: &'a [DiskPartition],
     /// Whether `root=`/`resume=` may say `UUID=` (every kernel has an initramfs).
     uuid_on_cmdline: bool,
+    target: Target,
+    /// Source names left as they are for want of a UUID, once each, for the notes.
+    /// A `RefCell` because the command line editor takes a `Fn`.
+    kept: RefCell<Vec<String>>,
 }
 
 /// A disk or partition named on the source's bus.
@@ -94,11 +122,25 @@ struct SourceDevice {
 impl Names<'_> {
     /// The replacement for `spec` (`/dev/sda1`), or `None` to keep it.
     fn replace(&self, spec: &str, uuid_allowed: bool) -> Option<String> {
-        let dev = parse_device(spec.strip_prefix("/dev/")?)?;
+        let name = spec.strip_prefix("/dev/")?;
+        let dev = match self.target {
+            Target::Kvm => parse_device(name)?,
+            // The VM's disks are virtio: `vda` is a source name here.
+            Target::Physical => parse_device(name).or_else(|| parse_virtio(name))?,
+        };
         if uuid_allowed && dev.disk == 0 {
             if let Some(uuid) = dev.partition.and_then(|n| self.uuid_of(n)) {
                 return Some(format!("UUID={uuid}"));
             }
+        }
+        if self.target == Target::Physical {
+            // No bus-independent name is known and the real controller's name is not:
+            // keep it, and say so.
+            let mut kept = self.kept.borrow_mut();
+            if !kept.iter().any(|k| k == spec) {
+                kept.push(spec.to_string());
+            }
+            return None;
         }
         let mut name = format!("/dev/vd{}", disk_letters(dev.disk));
         if let Some(n) = dev.partition {
@@ -181,6 +223,11 @@ fn parse_device(name: &str) -> Option<SourceDevice> {
         _ => return None,
     };
     Some(SourceDevice { disk, partition })
+}
+
+/// `vda1` → disk 0 partition 1, as [`parse_device`] reads `sda1`.
+fn parse_virtio(name: &str) -> Option<SourceDevice> {
+    parse_device(&format!("sd{}", name.strip_prefix("vd")?))
 }
 
 /// Leading decimal number of `s` and the rest.
@@ -319,6 +366,8 @@ mod tests {
         Names {
             partitions: p,
             uuid_on_cmdline: true,
+            target: Target::Kvm,
+            kept: RefCell::new(Vec::new()),
         }
     }
 
@@ -391,6 +440,8 @@ mod tests {
         let no_initramfs = Names {
             partitions: &p,
             uuid_on_cmdline: false,
+            target: Target::Kvm,
+            kept: RefCell::new(Vec::new()),
         };
         assert_eq!(
             no_initramfs
@@ -461,5 +512,102 @@ mod tests {
         assert_eq!(first[0].outcome, crate::fixup::Outcome::Applied);
         let second = run_fixups(&fs, &p, &[], Target::Kvm, true).unwrap();
         assert_eq!(second[0].outcome, crate::fixup::Outcome::Skipped);
+    }
+
+    /// Debian that ran on KVM: virtio names, one kernel without an initramfs when asked.
+    fn kvm_guest(initramfs: bool) -> MemFs {
+        let fs = MemFs::new();
+        fs.add_file("/etc/os-release", "ID=debian\nVERSION_ID=12\n")
+            .unwrap();
+        fs.add_file(
+            "/etc/fstab",
+            "/dev/vda1 / ext4 errors=remount-ro 0 1\n/dev/vda2 none swap sw 0 0\n\
+             /dev/vdb1 /data xfs defaults 0 2\n/dev/vda4 /srv ext4 defaults 0 2\n",
+        )
+        .unwrap();
+        fs.add_file("/boot/vmlinuz-6.1.0-50-amd64", "k").unwrap();
+        if initramfs {
+            fs.add_file("/boot/initrd.img-6.1.0-50-amd64", "i").unwrap();
+        }
+        fs.add_dir("/lib/modules/6.1.0-50-amd64").unwrap();
+        fs.add_file(
+            "/boot/grub/grub.cfg",
+            "menuentry 'Debian' {\n\tlinux /boot/vmlinuz-6.1.0-50-amd64 root=/dev/vda1 ro\n}\n",
+        )
+        .unwrap();
+        fs
+    }
+
+    fn text_of(fs: &MemFs, path: &str) -> String {
+        String::from_utf8(fs.read_file(&GuestPath::new(path).unwrap()).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn physical_uses_uuids_and_keeps_the_rest_with_notes() {
+        let fs = kvm_guest(true);
+        let p = parts();
+        let first = run_fixups(&fs, &p, &[], Target::Physical, true).unwrap();
+        assert_eq!(first[0].id, "devices");
+        assert_eq!(first[0].outcome, crate::fixup::Outcome::Applied);
+        assert_eq!(
+            text_of(&fs, "/etc/fstab"),
+            "UUID=1111-aaaa / ext4 errors=remount-ro 0 1\nUUID=2222-bbbb none swap sw 0 0\n\
+             /dev/vdb1 /data xfs defaults 0 2\n/dev/vda4 /srv ext4 defaults 0 2\n"
+        );
+        assert!(text_of(&fs, "/boot/grub/grub.cfg").contains("root=UUID=1111-aaaa ro"));
+        assert_eq!(
+            first[0].notes,
+            [
+                "/dev/vdb1 kept: no UUID known for it, check it on the machine",
+                "/dev/vda4 kept: no UUID known for it, check it on the machine",
+            ]
+        );
+        // The whole chain runs for Physical: without --mac the network is left to udev.
+        let network = first.iter().find(|r| r.id == "network").unwrap();
+        assert_eq!(
+            network.reason.as_deref(),
+            Some("no --mac given: NIC names follow the physical machine's udev rules")
+        );
+        // A second run changes nothing, and still says what it kept.
+        let second = run_fixups(&fs, &p, &[], Target::Physical, true).unwrap();
+        assert_eq!(second[0].outcome, crate::fixup::Outcome::Skipped);
+        let reason = second[0].reason.clone().unwrap();
+        assert!(
+            reason.starts_with("nothing to change; /dev/vdb1 kept"),
+            "{reason}"
+        );
+    }
+
+    #[test]
+    fn physical_never_writes_virtio_names() {
+        // Without an initramfs the kernel cannot resolve `root=UUID=`: KVM falls back on
+        // the virtio name, bare metal keeps the name and says so.
+        let p = parts();
+        let fs = kvm_guest(false);
+        fs.remove(&GuestPath::new("/etc/fstab").unwrap()).unwrap();
+        fs.add_file("/etc/fstab", "/dev/sda1 / ext4 defaults 0 1\n")
+            .unwrap();
+        let cfg = text_of(&fs, "/boot/grub/grub.cfg").replace("/dev/vda1", "/dev/sda1");
+        fs.remove(&GuestPath::new("/boot/grub/grub.cfg").unwrap())
+            .unwrap();
+        fs.add_file("/boot/grub/grub.cfg", cfg.as_str()).unwrap();
+        let reports = run_fixups(&fs, &p, &[], Target::Physical, true).unwrap();
+        assert_eq!(
+            text_of(&fs, "/etc/fstab"),
+            "UUID=1111-aaaa / ext4 defaults 0 1\n"
+        );
+        assert_eq!(text_of(&fs, "/boot/grub/grub.cfg"), cfg);
+        assert_eq!(
+            reports[0].notes,
+            ["/dev/sda1 kept: no UUID known for it, check it on the machine"]
+        );
+        // KVM on the same guest: the virtio name, no notes.
+        let fs = kvm_guest(false);
+        fs.remove(&GuestPath::new("/boot/grub/grub.cfg").unwrap())
+            .unwrap();
+        fs.add_file("/boot/grub/grub.cfg", cfg.as_str()).unwrap();
+        let reports = run_fixups(&fs, &p, &[], Target::Kvm, true).unwrap();
+        assert!(text_of(&fs, "/boot/grub/grub.cfg").contains("root=/dev/vda1 ro"));
+        assert!(reports[0].notes.is_empty());
     }
 }

@@ -210,8 +210,13 @@ pub(in crate::fixup) mod testing {
         GuestPath::new(s).unwrap()
     }
 
-    /// The plan of `fixup` on `fs`, inspected afresh as `run_fixups` does.
+    /// The plan of `fixup` on `fs` for KVM, inspected afresh as `run_fixups` does.
     pub fn plan(fixup: &dyn GuestFixup, fs: &MemFs, nics: &[&str]) -> Plan {
+        plan_for(fixup, fs, nics, Target::Kvm)
+    }
+
+    /// [`plan`] for `target`.
+    pub fn plan_for(fixup: &dyn GuestFixup, fs: &MemFs, nics: &[&str], target: Target) -> Plan {
         let os = inspect_filesystem(fs).unwrap().expect("an OS root");
         let nics: Vec<TargetNic> = nics
             .iter()
@@ -224,7 +229,7 @@ pub(in crate::fixup) mod testing {
             os: &os,
             partitions: &[],
             nics: &nics,
-            target: Target::Kvm,
+            target,
         };
         fixup.plan(&ctx).unwrap()
     }
@@ -240,9 +245,19 @@ pub(in crate::fixup) mod testing {
     /// Plan, apply, and check that a second plan on the fixed guest changes nothing.
     /// Returns the changes made.
     pub fn fix(fixup: &dyn GuestFixup, fs: &MemFs, nics: &[&str]) -> Vec<Change> {
-        let first = changes(plan(fixup, fs, nics));
+        fix_for(fixup, fs, nics, Target::Kvm)
+    }
+
+    /// [`fix`] for `target`.
+    pub fn fix_for(
+        fixup: &dyn GuestFixup,
+        fs: &MemFs,
+        nics: &[&str],
+        target: Target,
+    ) -> Vec<Change> {
+        let first = changes(plan_for(fixup, fs, nics, target));
         apply::apply_changes(fs, &first).unwrap();
-        match plan(fixup, fs, nics) {
+        match plan_for(fixup, fs, nics, target) {
             Plan::Changes(again) => assert!(again.is_empty(), "second run plans {again:#?}"),
             Plan::Skip(_) => {}
         }

@@ -1,4 +1,5 @@
-//! Fixups: the edits that make a guest converted from VMware or Xen boot under KVM.
+//! Fixups: the edits that make a guest converted from VMware or Xen boot under KVM, or
+//! (V2P, [`Target::Physical`]) a VM's disk boot on bare metal.
 //!
 //! Each fixup is a [`GuestFixup`]: an id, a *pure* [`GuestFixup::plan`] that reads the guest
 //! through [`GuestFs`] and returns the [`Change`]s it would make (or why it does not apply),
@@ -37,6 +38,9 @@ pub const BACKUP_SUFFIX: &str = ".ferry-orig";
 pub enum Target {
     /// KVM with virtio-blk disks (`vda`, `vdb`, …) and virtio-net NICs.
     Kvm,
+    /// Bare metal (V2P): real storage controllers and NICs, whose disk names and NIC
+    /// order ferry cannot know in advance, a VGA console, and no hypervisor agents.
+    Physical,
 }
 
 /// One partition of the disk being fixed, as the fixups need to know it: which number the
@@ -53,7 +57,8 @@ pub struct DiskPartition {
 }
 
 /// A NIC the guest will have on the target, when the caller knows it (from a `.vmx`, an
-/// `xl.cfg`); without any, fixups use the MACs written in the guest's own configuration.
+/// `xl.cfg`, or `--mac` for a physical machine); without any, fixups use the MACs written
+/// in the guest's own configuration.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct TargetNic {
     /// `00:50:56:8a:3c:01`, lower case.
@@ -161,13 +166,19 @@ pub trait GuestFixup: Send + Sync {
     fn apply(&self, ctx: &GuestContext<'_>, changes: &[Change]) -> Result<(), FixupError> {
         apply::apply_changes(ctx.fs, changes)
     }
+    /// What the plan leaves alone that the user should know about (a device name kept
+    /// because it has no UUID). Pure, like [`GuestFixup::plan`].
+    fn notes(&self, _ctx: &GuestContext<'_>) -> Result<Vec<String>, FixupError> {
+        Ok(Vec::new())
+    }
 }
 
 /// Every fixup for `target`, in the order they run. The initramfs fixup is last so that
 /// it packs the files the others wrote (`.link` files naming NICs).
 pub fn fixups_for(target: Target) -> Vec<Box<dyn GuestFixup>> {
     match target {
-        Target::Kvm => vec![
+        // The same edits, each branching on the target where they differ.
+        Target::Kvm | Target::Physical => vec![
             Box::new(devices::DeviceNames),
             Box::new(consoles::Consoles),
             Box::new(network::Network),
@@ -205,6 +216,9 @@ pub struct FixupReport {
     /// Why it was skipped.
     pub reason: Option<String>,
     pub changes: Vec<ChangeReport>,
+    /// What was left alone and why ([`GuestFixup::notes`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// Plans every fixup for `target` on the root filesystem `fs` and, when `apply` is set,
@@ -228,10 +242,17 @@ pub fn run_fixups(
             nics,
             target,
         };
-        let report = match fixup.plan(&ctx)? {
+        let notes = fixup.notes(&ctx)?;
+        let mut report = match fixup.plan(&ctx)? {
             Plan::Skip(reason) => skipped(fixup.as_ref(), reason),
             Plan::Changes(changes) if changes.is_empty() => {
-                skipped(fixup.as_ref(), "nothing to change".to_string())
+                // Callers print the reason of a skipped fixup: the notes go there too.
+                let mut reason = "nothing to change".to_string();
+                for note in &notes {
+                    reason.push_str("; ");
+                    reason.push_str(note);
+                }
+                skipped(fixup.as_ref(), reason)
             }
             Plan::Changes(changes) => {
                 if apply {
@@ -243,9 +264,11 @@ pub fn run_fixups(
                     outcome: Outcome::Applied,
                     reason: None,
                     changes: changes.iter().map(diff::report).collect(),
+                    notes: Vec::new(),
                 }
             }
         };
+        report.notes = notes;
         reports.push(report);
     }
     if apply {
@@ -261,6 +284,7 @@ fn skipped(fixup: &dyn GuestFixup, reason: String) -> FixupReport {
         outcome: Outcome::Skipped,
         reason: Some(reason),
         changes: Vec::new(),
+        notes: Vec::new(),
     }
 }
 

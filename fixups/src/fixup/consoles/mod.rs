@@ -21,23 +21,34 @@
 //! second Xen console, or virtio-console on KVM, which is also `hvc`) are left alone, and
 //! so are GRUB variables other than `kernelopts` (`set kernelopts=` in `grub.cfg` itself).
 
+//!
+//! For [`Target::Physical`] the same edits are made (virtio-console is `hvc0` too, and a
+//! real machine has neither), and a command line whose only consoles are `console=ttyS0`
+//! gets `console=tty0` before the first of them: a real machine has a screen someone
+//! may be looking at. `ttyS0` stays last, so `/dev/console` (the last `console=`) and
+//! the serial logs do not move. A line without `console=` already uses the VGA console
+//! and is left alone.
+
 #[cfg(test)]
 mod tests;
 
 use crate::guestfs::{FileKind, GuestFs};
 use crate::inspect::Reader;
 
+use super::cmdline::ArgsEdit;
 use super::cmdline::{edit, plan_cmdline_edits, words};
 use super::guestio::{
     disable_line, gpath, is_comment_or_blank, lines, link_target, lstat_kind, split_eol,
 };
-use super::{Change, FixupError, GuestContext, GuestFixup, Plan};
+use super::{Change, FixupError, GuestContext, GuestFixup, Plan, Target};
 
 pub struct Consoles;
 
 /// What a Xen console parameter becomes: the first serial port at the speed KVM's (and
 /// most distributions') serial console uses.
 const SERIAL_CONSOLE: &[u8] = b"console=ttyS0,115200";
+/// The VGA console added on bare metal, with the blank that separates it from the next.
+const VGA_CONSOLE: &[u8] = b"console=tty0 ";
 /// Xen's console parameters, as written (`console=hvc0`, optionally with options).
 const PV_CONSOLES: [&[u8]; 2] = [b"console=hvc0", b"console=xvc0"];
 /// Xen console devices as inittab getty lines name them.
@@ -67,16 +78,23 @@ impl GuestFixup for Consoles {
     fn plan(&self, ctx: &GuestContext<'_>) -> Result<Plan, FixupError> {
         let fs = ctx.fs;
         let r = Reader::new(fs);
-        let mut changes = plan_cmdline_edits(fs, ctx.os, &fix_console_args)?;
+        let fix: ArgsEdit<'_> = match ctx.target {
+            Target::Kvm => &fix_console_args,
+            Target::Physical => &fix_physical_console_args,
+        };
+        let mut changes = plan_cmdline_edits(fs, ctx.os, fix)?;
         edit(fs, &gpath(INITTAB)?, &mut changes, fix_inittab)?;
         getty_units(fs, &r, &mut changes)?;
 
         if changes.is_empty() {
-            return Ok(Plan::Skip(
+            let also = match ctx.target {
+                Target::Kvm => "",
+                Target::Physical => ", and no command line with only a ttyS0 console",
+            };
+            return Ok(Plan::Skip(format!(
                 "no hvc0 or xvc0 console configured (kernel command lines, \
-                 /etc/default/grub, /etc/inittab, getty units)"
-                    .to_string(),
-            ));
+                 /etc/default/grub, /etc/inittab, getty units){also}"
+            )));
         }
         edit(fs, &gpath(SECURETTY)?, &mut changes, add_securetty)?;
         Ok(Plan::Changes(changes))
@@ -129,6 +147,34 @@ fn fix_console_args(args: &[u8]) -> Option<Vec<u8>> {
         }
     }
     out.extend_from_slice(&args[pos..]);
+    Some(out)
+}
+
+/// [`fix_console_args`], then [`add_vga_console`]; `None` when neither changed anything.
+fn fix_physical_console_args(args: &[u8]) -> Option<Vec<u8>> {
+    let fixed = fix_console_args(args);
+    add_vga_console(fixed.as_deref().unwrap_or(args)).or(fixed)
+}
+
+/// Command line arguments whose consoles are all the first serial port with
+/// `console=tty0` inserted before the first of them; `None` when there is no console,
+/// or one that is not `ttyS0` (a `tty0` already, or a choice ferry should not undo).
+fn add_vga_console(args: &[u8]) -> Option<Vec<u8>> {
+    let consoles: Vec<(usize, usize)> = words(args)
+        .into_iter()
+        .filter(|&(s, e)| args[s..e].starts_with(b"console="))
+        .collect();
+    let &(first, _) = consoles.first()?;
+    if !consoles
+        .iter()
+        .all(|&(s, e)| is_serial_console(&args[s..e]))
+    {
+        return None;
+    }
+    let mut out = Vec::with_capacity(args.len() + VGA_CONSOLE.len());
+    out.extend_from_slice(&args[..first]);
+    out.extend_from_slice(VGA_CONSOLE);
+    out.extend_from_slice(&args[first..]);
     Some(out)
 }
 

@@ -2,7 +2,7 @@
 //! enabled `serial-getty@hvc0`), an old Xen guest with inittab, RHEL with BLS and grubenv.
 
 use super::super::cmdline::{default_grub_value, edit_lines, fix_grubenv};
-use super::super::guestio::testing::{change_at, fix, p, plan, text};
+use super::super::guestio::testing::{change_at, fix, fix_for, p, plan, text};
 use super::*;
 use crate::guestfs::memfs::MemFs;
 use crate::guestfs::GuestFs;
@@ -359,5 +359,63 @@ fn hostile_entries_are_left_alone() {
             "/etc/systemd/system/getty.target.wants/serial-getty@hvc0.service",
             "/etc/systemd/system/getty.target.wants/serial-getty@ttyS0.service",
         ]
+    );
+}
+
+#[test]
+fn physical_adds_a_vga_console_before_ttys0() {
+    let add = |args: &str| add_vga_console(args.as_bytes()).map(|b| String::from_utf8(b).unwrap());
+    assert_eq!(
+        add("root=UUID=x ro console=ttyS0,115200n8 quiet").as_deref(),
+        Some("root=UUID=x ro console=tty0 console=ttyS0,115200n8 quiet")
+    );
+    assert_eq!(
+        add("\"console=ttyS0 console=ttyS0,115200\"").as_deref(),
+        Some("\"console=tty0 console=ttyS0 console=ttyS0,115200\"")
+    );
+    // A VGA console already, another console, or none: left alone.
+    assert_eq!(add("console=tty0 console=ttyS0"), None);
+    assert_eq!(add("console=ttyS0 console=tty1"), None);
+    assert_eq!(add("console=ttyS1"), None);
+    assert_eq!(add("root=/dev/sda1 quiet"), None);
+    // A Xen console moves to ttyS0 first, then gets the VGA console.
+    assert_eq!(
+        fix_physical_console_args(b"ro console=hvc0").as_deref(),
+        Some(&b"ro console=tty0 console=ttyS0,115200"[..])
+    );
+}
+
+const KVM_GRUB_CFG: &str = "menuentry 'Debian' {\n\tlinux /boot/vmlinuz-6.1.0-50-amd64 root=UUID=1111 ro console=ttyS0,115200\n\tinitrd /boot/initrd.img-6.1.0-50-amd64\n}\n";
+
+/// Debian that ran on KVM with its console on the serial port only.
+fn debian_kvm() -> MemFs {
+    let fs = debian_xen();
+    fs.remove(&p(
+        "/etc/systemd/system/getty.target.wants/serial-getty@hvc0.service",
+    ))
+    .unwrap();
+    fs.remove(&p("/boot/grub/grub.cfg")).unwrap();
+    fs.add_file("/boot/grub/grub.cfg", KVM_GRUB_CFG).unwrap();
+    fs.remove(&p("/etc/default/grub")).unwrap();
+    fs.add_file(
+        "/etc/default/grub",
+        DEFAULT_GRUB_TEXT.replace("console=hvc0", "console=ttyS0,115200"),
+    )
+    .unwrap();
+    fs
+}
+
+#[test]
+fn physical_kvm_guest_gets_tty0_once_and_kvm_is_unchanged() {
+    let fs = debian_kvm();
+    assert!(matches!(plan(&Consoles, &fs, &[]), Plan::Skip(_)));
+    fix_for(&Consoles, &fs, &[], Target::Physical);
+    assert_eq!(
+        text(&fs, "/boot/grub/grub.cfg"),
+        KVM_GRUB_CFG.replace("console=ttyS0", "console=tty0 console=ttyS0")
+    );
+    assert_eq!(
+        text(&fs, "/etc/default/grub"),
+        DEFAULT_GRUB_TEXT.replace("console=hvc0", "console=tty0 console=ttyS0,115200")
     );
 }

@@ -29,6 +29,15 @@
 //! Paths in the archive follow the image's own symlinks (`lib -> usr/lib` in merged-/usr
 //! images): an archive directory entry where the image has a symlink would replace it.
 //!
+//! For [`Target::Physical`] (V2P) the drivers are those of real machines' storage
+//! controllers and NICs ([`modules::PHYSICAL_WANTED`]: AHCI, NVMe, SAS/RAID HBAs, USB
+//! storage, Intel/Broadcom/Realtek NICs), the ones the guest kernel has as modules. Their
+//! stamp ([`PHYSICAL_STAMP`]) and dracut configuration ([`PHYSICAL_DRACUT_CONF`]) have
+//! names of their own, so a Physical run after a KVM run still adds its set, and a
+//! second Physical run adds nothing. No `rd.driver.pre=` is written for them: udev loads
+//! the one the machine has by modalias, and forcing two dozen drivers on every boot
+//! would only slow it.
+//!
 //! So that the guest's own later rebuilds keep the drivers, the plan also lists them in
 //! `/etc/initramfs-tools/modules` or `/etc/dracut.conf.d/90-ferry-virtio.conf`.
 //!
@@ -46,12 +55,12 @@ pub mod modules;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Change, FixupError, GuestContext, GuestFixup, Plan};
+use super::{Change, FixupError, GuestContext, GuestFixup, Plan, Target};
 use crate::guestfs::{FileKind, GuestFs, GuestFsError, GuestPath};
 use crate::inspect::{InitramfsKind, Kernel};
 use cpio::{CpioWriter, EntryKind};
 use decompress::Listing;
-use modules::{GuestIndexes, ModuleDb, WANTED};
+use modules::{GuestIndexes, ModuleDb};
 
 /// Largest module or `modules.*` file copied into an archive (the largest real ones are
 /// a few MiB).
@@ -62,6 +71,9 @@ const MAX_CONFIG_FILE: u64 = 1 << 20;
 const MAX_LINK_FILES: usize = 256;
 /// Name of the stamp entry, found again in the image's tail by later runs.
 pub const STAMP: &str = "etc/ferry-initramfs-fixup";
+/// The stamp of a Physical run. It must not contain [`STAMP`] (nor the reverse): each
+/// target finds only its own.
+pub const PHYSICAL_STAMP: &str = "etc/ferry-physical-drivers-fixup";
 /// How much of the image's end is searched for [`STAMP`]: the stamp is the archive's
 /// last entry, before the trailer.
 const STAMP_WINDOW: u64 = 64 << 10;
@@ -71,10 +83,47 @@ pub const DRACUT_CMDLINE: &str = "etc/cmdline.d/90-ferry-virtio.conf";
 pub const INITRAMFS_TOOLS_MODULES: &str = "/etc/initramfs-tools/modules";
 /// dracut configuration written for later rebuilds.
 pub const DRACUT_CONF: &str = "/etc/dracut.conf.d/90-ferry-virtio.conf";
+/// dracut configuration of a Physical run, beside a KVM run's.
+pub const PHYSICAL_DRACUT_CONF: &str = "/etc/dracut.conf.d/90-ferry-physical.conf";
 /// Where udev reads `.link` files, in the guest and in the image.
 const NETWORK_DIR: &str = "etc/systemd/network";
 
 pub struct Initramfs;
+
+/// What differs between targets.
+struct Flavor {
+    target: Target,
+    wanted: &'static [&'static str],
+    stamp: &'static str,
+    dracut_conf: &'static str,
+    /// `virtio drivers for KVM`, for comments and notes.
+    drivers: &'static str,
+    platform: &'static str,
+}
+
+impl Flavor {
+    fn of(target: Target) -> Self {
+        let wanted = modules::wanted(target);
+        match target {
+            Target::Kvm => Flavor {
+                target,
+                wanted,
+                stamp: STAMP,
+                dracut_conf: DRACUT_CONF,
+                drivers: "virtio drivers",
+                platform: "KVM",
+            },
+            Target::Physical => Flavor {
+                target,
+                wanted,
+                stamp: PHYSICAL_STAMP,
+                dracut_conf: PHYSICAL_DRACUT_CONF,
+                drivers: "storage and NIC drivers",
+                platform: "bare metal",
+            },
+        }
+    }
+}
 
 impl GuestFixup for Initramfs {
     fn id(&self) -> &'static str {
@@ -104,8 +153,9 @@ impl GuestFixup for Initramfs {
         let mut loadable = BTreeSet::new();
         let mut kinds = BTreeSet::new();
         let mut examined = 0;
+        let flavor = Flavor::of(ctx.target);
         for kernel in bootable {
-            match plan_kernel(ctx.fs, kernel)? {
+            match plan_kernel(ctx.fs, kernel, &flavor)? {
                 KernelPlan::NoModules(why) => notes.push(why),
                 KernelPlan::Examined {
                     change,
@@ -134,17 +184,18 @@ impl GuestFixup for Initramfs {
             }
         }
         let mut changes = appends;
-        let loadable: Vec<&str> = WANTED
+        let loadable: Vec<&str> = flavor
+            .wanted
             .iter()
             .copied()
             .filter(|w| loadable.contains(*w))
             .collect();
         if !loadable.is_empty() {
             if kinds.contains(&kind_key(InitramfsKind::InitramfsTools)) {
-                changes.extend(initramfs_tools_edit(ctx.fs, &loadable)?);
+                changes.extend(initramfs_tools_edit(ctx.fs, &loadable, &flavor)?);
             }
             if kinds.contains(&kind_key(InitramfsKind::Dracut)) {
-                changes.extend(dracut_edit(ctx.fs, &loadable)?);
+                changes.extend(dracut_edit(ctx.fs, &loadable, &flavor)?);
             }
         }
         Ok(Plan::Changes(changes))
@@ -169,12 +220,16 @@ enum KernelPlan {
         change: Option<Change>,
         /// Why nothing is appended, for the report.
         note: Option<String>,
-        /// Which of [`WANTED`] are modules for this kernel.
+        /// Which of the wanted drivers are modules for this kernel.
         loadable: Vec<&'static str>,
     },
 }
 
-fn plan_kernel(fs: &dyn GuestFs, kernel: &Kernel) -> Result<KernelPlan, FixupError> {
+fn plan_kernel(
+    fs: &dyn GuestFs,
+    kernel: &Kernel,
+    flavor: &Flavor,
+) -> Result<KernelPlan, FixupError> {
     let version = &kernel.version;
     let Some(image) = &kernel.initramfs else {
         return Ok(KernelPlan::NoModules(format!("{version}: no initramfs")));
@@ -196,8 +251,11 @@ fn plan_kernel(fs: &dyn GuestFs, kernel: &Kernel) -> Result<KernelPlan, FixupErr
         Some(data) => modules::parse_builtin(&text(&data)),
         None => Default::default(),
     };
-    let wanted: Vec<usize> = WANTED.iter().filter_map(|w| db.find(w)).collect();
-    let loadable: Vec<&'static str> = WANTED
+    // Wanted drivers this kernel does not have are left out without a word: no kernel
+    // has every driver of PHYSICAL_WANTED.
+    let wanted: Vec<usize> = flavor.wanted.iter().filter_map(|w| db.find(w)).collect();
+    let loadable: Vec<&'static str> = flavor
+        .wanted
         .iter()
         .copied()
         .filter(|w| db.find(w).is_some() && !builtin.contains(*w))
@@ -208,13 +266,14 @@ fn plan_kernel(fs: &dyn GuestFs, kernel: &Kernel) -> Result<KernelPlan, FixupErr
         loadable: loadable.clone(),
     };
     if wanted.is_empty() {
-        let missing: Vec<&str> = WANTED
+        let missing: Vec<&str> = flavor
+            .wanted
             .iter()
             .copied()
             .filter(|w| !builtin.contains(*w))
             .collect();
         let note = if missing.is_empty() {
-            format!("{version}: virtio drivers are built into the kernel")
+            format!("{version}: {} are built into the kernel", flavor.drivers)
         } else {
             format!(
                 "{version}: {} neither modules nor built in",
@@ -228,7 +287,7 @@ fn plan_kernel(fs: &dyn GuestFs, kernel: &Kernel) -> Result<KernelPlan, FixupErr
     if meta.kind != FileKind::File {
         return Ok(examined(None, format!("{version}: {image} is not a file")));
     }
-    if has_stamp(fs, &image, meta.size)? {
+    if has_stamp(fs, &image, meta.size, flavor.stamp)? {
         return Ok(KernelPlan::Examined {
             change: None,
             note: None,
@@ -258,7 +317,7 @@ fn plan_kernel(fs: &dyn GuestFs, kernel: &Kernel) -> Result<KernelPlan, FixupErr
     if added.is_empty() {
         return Ok(examined(
             None,
-            format!("{version}: {image} already has the virtio drivers"),
+            format!("{version}: {image} already has the {}", flavor.drivers),
         ));
     }
 
@@ -321,7 +380,10 @@ fn plan_kernel(fs: &dyn GuestFs, kernel: &Kernel) -> Result<KernelPlan, FixupErr
     };
 
     let mut extras = Vec::new();
-    if kernel.initramfs_kind == Some(InitramfsKind::Dracut) && !loadable.is_empty() {
+    if kernel.initramfs_kind == Some(InitramfsKind::Dracut)
+        && !loadable.is_empty()
+        && flavor.target == Target::Kvm
+    {
         let line: Vec<String> = loadable
             .iter()
             .map(|m| format!("rd.driver.pre={m}"))
@@ -346,10 +408,11 @@ fn plan_kernel(fs: &dyn GuestFs, kernel: &Kernel) -> Result<KernelPlan, FixupErr
         .map(|&at| db.modules[at].name.as_str())
         .collect();
     let stamp = format!(
-        "# Appended by ferry so that this image boots under KVM.\nmodules: {}\n",
+        "# Appended by ferry so that this image boots under {}.\nmodules: {}\n",
+        flavor.platform,
         names.join(" ")
     );
-    add(&mut archive, &place(STAMP), stamp.as_bytes())?;
+    add(&mut archive, &place(flavor.stamp), stamp.as_bytes())?;
 
     let mut summary = format!(
         "cpio for {version} adding {}; {index_mode}",
@@ -431,8 +494,13 @@ fn text(data: &[u8]) -> String {
     String::from_utf8_lossy(data).into_owned()
 }
 
-/// Whether the last [`STAMP_WINDOW`] bytes of the image name the stamp entry.
-fn has_stamp(fs: &dyn GuestFs, image: &GuestPath, size: u64) -> Result<bool, FixupError> {
+/// Whether the last [`STAMP_WINDOW`] bytes of the image name the entry `stamp`.
+fn has_stamp(
+    fs: &dyn GuestFs,
+    image: &GuestPath,
+    size: u64,
+    stamp: &str,
+) -> Result<bool, FixupError> {
     let start = size.saturating_sub(STAMP_WINDOW);
     let mut tail = vec![0u8; usize::try_from(size - start).unwrap_or(0)];
     let mut filled = 0;
@@ -444,7 +512,7 @@ fn has_stamp(fs: &dyn GuestFs, image: &GuestPath, size: u64) -> Result<bool, Fix
         filled += n;
     }
     tail.truncate(filled);
-    let needle = STAMP.as_bytes();
+    let needle = stamp.as_bytes();
     Ok(tail.windows(needle.len()).any(|w| w == needle))
 }
 
@@ -536,7 +604,11 @@ fn link_files(fs: &dyn GuestFs) -> Result<Vec<(String, Vec<u8>)>, FixupError> {
 }
 
 /// Missing names appended to `/etc/initramfs-tools/modules`.
-fn initramfs_tools_edit(fs: &dyn GuestFs, names: &[&str]) -> Result<Option<Change>, FixupError> {
+fn initramfs_tools_edit(
+    fs: &dyn GuestFs,
+    names: &[&str],
+    flavor: &Flavor,
+) -> Result<Option<Change>, FixupError> {
     let path = GuestPath::new(INITRAMFS_TOOLS_MODULES)?;
     let before = read_config(fs, &path)?;
     let current = before.as_deref().map(text).unwrap_or_default();
@@ -559,7 +631,13 @@ fn initramfs_tools_edit(fs: &dyn GuestFs, names: &[&str]) -> Result<Option<Chang
     if !after.is_empty() && !after.ends_with(b"\n") {
         after.push(b'\n');
     }
-    after.extend_from_slice(b"# virtio drivers for KVM, added by ferry\n");
+    after.extend_from_slice(
+        format!(
+            "# {} for {}, added by ferry\n",
+            flavor.drivers, flavor.platform
+        )
+        .as_bytes(),
+    );
     for name in missing {
         after.extend_from_slice(name.as_bytes());
         after.push(b'\n');
@@ -571,11 +649,18 @@ fn initramfs_tools_edit(fs: &dyn GuestFs, names: &[&str]) -> Result<Option<Chang
     }))
 }
 
-/// `/etc/dracut.conf.d/90-ferry-virtio.conf` with `add_drivers+=`.
-fn dracut_edit(fs: &dyn GuestFs, names: &[&str]) -> Result<Option<Change>, FixupError> {
-    let path = GuestPath::new(DRACUT_CONF)?;
+/// The target's dracut configuration file ([`DRACUT_CONF`], [`PHYSICAL_DRACUT_CONF`])
+/// with `add_drivers+=`.
+fn dracut_edit(
+    fs: &dyn GuestFs,
+    names: &[&str],
+    flavor: &Flavor,
+) -> Result<Option<Change>, FixupError> {
+    let path = GuestPath::new(flavor.dracut_conf)?;
     let after = format!(
-        "# virtio drivers for KVM, added by ferry\nadd_drivers+=\" {} \"\n",
+        "# {} for {}, added by ferry\nadd_drivers+=\" {} \"\n",
+        flavor.drivers,
+        flavor.platform,
         names.join(" ")
     )
     .into_bytes();

@@ -12,9 +12,54 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use super::kmod_index::{Index, IndexError};
+use crate::fixup::Target;
 
 /// The drivers a KVM guest needs to find its disks and NICs.
-pub const WANTED: [&str; 4] = ["virtio_pci", "virtio_blk", "virtio_scsi", "virtio_net"];
+pub const KVM_WANTED: [&str; 4] = ["virtio_pci", "virtio_blk", "virtio_scsi", "virtio_net"];
+
+/// The storage and NIC drivers of common real machines. A VM's initramfs (host-only
+/// dracut, initramfs-tools `MODULES=dep`) holds only virtio ones, and which controller
+/// the machine has is not known here, so all of them go in; the ones a guest kernel does
+/// not have as modules are left out.
+pub const PHYSICAL_WANTED: [&str; 24] = [
+    // SATA/AHCI, legacy IDE-mode SATA, SCSI disks
+    "ahci",
+    "libahci",
+    "sd_mod",
+    "ata_piix",
+    "ata_generic",
+    // NVMe
+    "nvme",
+    "nvme_core",
+    // SAS and RAID HBAs (LSI/Broadcom, HPE Smart Array)
+    "mptsas",
+    "megaraid_sas",
+    "mpt3sas",
+    "hpsa",
+    // USB disks
+    "xhci_pci",
+    "usb_storage",
+    "uas",
+    // Intel, Broadcom and Realtek NICs, for network root and early networking
+    "e1000",
+    "e1000e",
+    "igb",
+    "ixgbe",
+    "i40e",
+    "ice",
+    "bnx2",
+    "bnx2x",
+    "tg3",
+    "r8169",
+];
+
+/// The drivers the initramfs of a guest bound for `target` must hold.
+pub fn wanted(target: Target) -> &'static [&'static str] {
+    match target {
+        Target::Kvm => &KVM_WANTED,
+        Target::Physical => &PHYSICAL_WANTED,
+    }
+}
 
 /// Index files copied unchanged from the guest: about built-in modules, or the order
 /// depmod sorts by (initramfs-tools copies it whole too).

@@ -249,7 +249,10 @@ fn module_names_follow_kmod() {
 fn closure_follows_modules_dep_and_skips_unsafe_lines() {
     let db = ModuleDb::parse(MODULES_DEP);
     assert!(db.find("shadow").is_none(), "a path leaving the directory");
-    let wanted: Vec<usize> = modules::WANTED.iter().filter_map(|w| db.find(w)).collect();
+    let wanted: Vec<usize> = modules::wanted(crate::fixup::Target::Kvm)
+        .iter()
+        .filter_map(|w| db.find(w))
+        .collect();
     let names: Vec<&str> = db
         .closure(&wanted)
         .iter()
@@ -765,4 +768,133 @@ fn real_guest_disk() {
         }
     }
     fs.close().unwrap();
+}
+
+/// Modules of real machines' drivers, as a distribution kernel has them (some of
+/// `PHYSICAL_WANTED` only: the others are skipped without a word).
+const PHYSICAL_DEP: &str = "\
+kernel/drivers/ata/libata.ko: kernel/drivers/scsi/scsi_mod.ko kernel/drivers/scsi/scsi_common.ko
+kernel/drivers/ata/libahci.ko: kernel/drivers/ata/libata.ko kernel/drivers/scsi/scsi_mod.ko kernel/drivers/scsi/scsi_common.ko
+kernel/drivers/ata/ahci.ko: kernel/drivers/ata/libahci.ko kernel/drivers/ata/libata.ko kernel/drivers/scsi/scsi_mod.ko kernel/drivers/scsi/scsi_common.ko
+kernel/drivers/nvme/host/nvme-core.ko.xz:
+kernel/drivers/nvme/host/nvme.ko.xz: kernel/drivers/nvme/host/nvme-core.ko.xz
+kernel/drivers/net/ethernet/intel/e1000e/e1000e.ko:
+";
+
+/// [`debian_guest`] whose kernel has [`PHYSICAL_DEP`] too.
+fn physical_guest(image: Vec<u8>) -> MemFs {
+    let fs = debian_guest(image);
+    let dir = format!("/usr/lib/modules/{V}");
+    fs.remove(&p(&format!("{dir}/modules.dep"))).unwrap();
+    fs.add_file(
+        &format!("{dir}/modules.dep"),
+        format!("{MODULES_DEP}{PHYSICAL_DEP}"),
+    )
+    .unwrap();
+    for line in PHYSICAL_DEP.lines() {
+        let path = line.split(':').next().unwrap();
+        fs.add_file(&format!("{dir}/{path}"), module_bytes(path))
+            .unwrap();
+    }
+    fs
+}
+
+fn plan_target(fs: &MemFs, target: Target) -> Plan {
+    let os = inspect_filesystem(fs).unwrap().unwrap();
+    let ctx = GuestContext {
+        fs,
+        os: &os,
+        partitions: &[],
+        nics: &[],
+        target,
+    };
+    Initramfs.plan(&ctx).unwrap()
+}
+
+#[test]
+fn wanted_drivers_follow_the_target() {
+    assert_eq!(modules::wanted(Target::Kvm), modules::KVM_WANTED);
+    let physical = modules::wanted(Target::Physical);
+    assert!(physical.contains(&"ahci") && physical.contains(&"e1000e"));
+    assert!(!physical
+        .iter()
+        .any(|m| m.starts_with("virtio") || *m == "ena"));
+    assert!(!PHYSICAL_STAMP.contains(STAMP) && !STAMP.contains(PHYSICAL_STAMP));
+}
+
+#[test]
+fn physical_after_kvm_adds_the_physical_set_once() {
+    let fs = physical_guest(gzip(&image_cpio(&[])));
+    let kvm = changes(plan_target(&fs, Target::Kvm));
+    apply::apply_changes(&fs, &kvm).unwrap();
+
+    let physical = changes(plan_target(&fs, Target::Physical));
+    assert_eq!(physical.len(), 2, "{physical:#?}");
+    let Change::AppendFile { data, summary, .. } = &physical[0] else {
+        panic!("{physical:?}");
+    };
+    // What was added is reported: the wanted drivers the kernel has, and their needs.
+    assert!(
+        summary.contains("adding libata, libahci, ahci, nvme_core, nvme, e1000e;"),
+        "{summary}"
+    );
+    assert!(!summary.contains("virtio"), "{summary}");
+    let files = cpio_files(data);
+    let dir = format!("usr/lib/modules/{V}");
+    assert!(files.contains_key(&format!("{dir}/kernel/drivers/ata/ahci.ko")));
+    assert!(files.contains_key(&format!("{dir}/kernel/drivers/nvme/host/nvme-core.ko.xz")));
+    // scsi_mod came with virtio_scsi in the KVM run: it is in the image already.
+    assert!(!files.contains_key(&format!("{dir}/kernel/drivers/scsi/scsi_mod.ko")));
+    let dep = String::from_utf8(files[&format!("{dir}/modules.dep")].clone()).unwrap();
+    assert!(
+        dep.contains("virtio_blk.ko:") && dep.contains("ahci.ko:"),
+        "{dep}"
+    );
+    assert!(!files.contains_key(DRACUT_CMDLINE));
+    let stamp = String::from_utf8(files[PHYSICAL_STAMP].clone()).unwrap();
+    assert!(
+        stamp.contains("bare metal") && stamp.contains("e1000e"),
+        "{stamp}"
+    );
+
+    let Change::WriteFile { path, after, .. } = &physical[1] else {
+        panic!("{physical:?}");
+    };
+    assert_eq!(path, &p(INITRAMFS_TOOLS_MODULES));
+    assert!(String::from_utf8_lossy(after).ends_with(
+        "virtio_net\n# storage and NIC drivers for bare metal, added by ferry\n\
+         ahci\nlibahci\nnvme\nnvme_core\ne1000e\n"
+    ));
+    apply::apply_changes(&fs, &physical).unwrap();
+    // A second Physical run changes nothing, nor does KVM's again.
+    assert_eq!(changes(plan_target(&fs, Target::Physical)), Vec::new());
+    assert_eq!(changes(plan_target(&fs, Target::Kvm)), Vec::new());
+}
+
+#[test]
+fn physical_dracut_guests_get_their_own_conf_and_no_forced_drivers() {
+    let fs = physical_guest(zstd(&image_cpio(&[])));
+    fs.remove(&p("/usr/sbin/update-initramfs")).unwrap();
+    fs.add_file("/usr/bin/dracut", "#!/bin/bash\n").unwrap();
+    let image = fs.read_file(&p(&format!("/boot/initrd.img-{V}"))).unwrap();
+    fs.remove(&p(&format!("/boot/initrd.img-{V}"))).unwrap();
+    fs.add_file(&format!("/boot/initramfs-{V}.img"), image)
+        .unwrap();
+    let changes_made = changes(plan_target(&fs, Target::Physical));
+    assert_eq!(changes_made.len(), 2, "{changes_made:#?}");
+    let Change::AppendFile { data, .. } = &changes_made[0] else {
+        panic!("{changes_made:?}");
+    };
+    assert!(!cpio_files(data).contains_key(DRACUT_CMDLINE));
+    let Change::WriteFile { path, after, .. } = &changes_made[1] else {
+        panic!("{changes_made:?}");
+    };
+    assert_eq!(path, &p(PHYSICAL_DRACUT_CONF));
+    assert_eq!(
+        String::from_utf8_lossy(after),
+        "# storage and NIC drivers for bare metal, added by ferry\n\
+         add_drivers+=\" ahci libahci nvme nvme_core e1000e \"\n"
+    );
+    apply::apply_changes(&fs, &changes_made).unwrap();
+    assert_eq!(changes(plan_target(&fs, Target::Physical)), Vec::new());
 }

@@ -31,6 +31,12 @@
 //! The last are listed in a comment of every file ferry writes (and in the skip reason
 //! when nothing at all can be pinned). A name whose MAC is already pinned to another
 //! name is listed the same way: one NIC cannot have two names.
+//!
+//! For [`Target::Physical`] (V2P) every MAC the guest knows is the VM's, which the
+//! machine does not have. The pins come from the target NICs alone (`--mac`), paired in
+//! order with the configured names; without any the fixup is skipped, and the machine's
+//! udev names its NICs as it would. `70-persistent-net.rules` pins of the names pinned
+//! anew are cleared as for KVM, since they hold the names for the VM's MACs.
 
 mod udev;
 
@@ -43,7 +49,7 @@ use crate::inspect::{NetStyle, Reader};
 
 use self::udev::Pin;
 use super::guestio::{disable_line, entry, gpath, lines, read_config, write_change, Entry};
-use super::{Change, FixupError, GuestContext, GuestFixup, Plan};
+use super::{Change, FixupError, GuestContext, GuestFixup, Plan, Target};
 
 pub struct Network;
 
@@ -92,6 +98,22 @@ const RULES_HEADER: &str = "\
 # Delete this file to let udev name the NICs again.
 ";
 
+const PHYSICAL_LINK_HEADER: &str = "\
+# Written by ferry when it moved this guest from a VM to a physical machine. The network
+# configuration names the VM's interface; this file gives that name to the machine's NIC
+# with the MAC ferry was given (--mac). Delete it to let udev name the NIC again.
+";
+
+const PHYSICAL_RULES_HEADER: &str = "\
+# Written by ferry when it moved this guest from a VM to a physical machine. The network
+# configuration names the VM's interfaces; these rules give those names to the machine's
+# NICs with the MACs ferry was given (--mac). Delete this file to let udev name the NICs
+# again.
+";
+
+/// Why a Physical run without target NICs pins nothing.
+const NO_MAC_REASON: &str = "no --mac given: NIC names follow the physical machine's udev rules";
+
 /// How the comment ferry puts atop `70-persistent-net.rules` starts.
 const CLEARED_MARK: &str = "# Cleared by ferry:";
 
@@ -121,7 +143,13 @@ impl GuestFixup for Network {
             .iter()
             .filter_map(|n| normalize_mac(&n.mac))
             .collect();
-        let (pins, unpinned) = resolve(&configured, &rule_pins, &ferry_pins, &nics);
+        let (pins, unpinned) = match ctx.target {
+            Target::Kvm => resolve(&configured, &rule_pins, &ferry_pins, &nics),
+            Target::Physical if nics.is_empty() => {
+                return Ok(Plan::Skip(NO_MAC_REASON.to_string()));
+            }
+            Target::Physical => resolve_physical(&configured, &nics),
+        };
         if pins.is_empty() {
             return Ok(Plan::Skip(skip_reason(&configured, &unpinned)));
         }
@@ -130,9 +158,9 @@ impl GuestFixup for Network {
         let mut blocked = Vec::new();
         let link_support = has_link_support(&r)?;
         let carried = if link_support {
-            write_links(ctx.fs, &pins, &unpinned, &mut changes, &mut blocked)?
+            write_links(ctx, &pins, &unpinned, &mut changes, &mut blocked)?
         } else {
-            write_rules(ctx.fs, &pins, &unpinned, &mut changes, &mut blocked)?
+            write_rules(ctx, &pins, &unpinned, &mut changes, &mut blocked)?
         };
         if carried.is_empty() {
             return Ok(Plan::Skip(format!(
@@ -146,7 +174,17 @@ impl GuestFixup for Network {
             } else {
                 FERRY_RULES.to_string()
             };
-            if let Some(after) = clear_persistent(&before, &carried, &pinned_in) {
+            let cleared: Vec<Pin> = match ctx.target {
+                Target::Kvm => carried,
+                // The rules name the VM's MACs; a name pinned to the machine's MAC now
+                // must not be held by them too.
+                Target::Physical => rule_pins
+                    .iter()
+                    .filter(|r| carried.iter().any(|c| c.name == r.name))
+                    .cloned()
+                    .collect(),
+            };
+            if let Some(after) = clear_persistent(&before, &cleared, &pinned_in) {
                 changes.extend(write_change(&gpath(PERSISTENT_RULES)?, Some(before), after));
             }
         }
@@ -276,6 +314,30 @@ fn resolve(
     (pins, unpinned)
 }
 
+/// The pins on a physical machine: the configured names paired in order with its MACs.
+/// Names beyond the MACs are left unpinned, and so are MACs beyond the names.
+fn resolve_physical(configured: &[Configured], nics: &[String]) -> (Vec<Pin>, Vec<String>) {
+    let mut pins: Vec<Pin> = Vec::new();
+    let mut unpinned = Vec::new();
+    for (i, c) in configured.iter().enumerate() {
+        let Some(mac) = nics.get(i) else {
+            unpinned.push(format!("{} (no --mac for it)", c.name));
+            continue;
+        };
+        match pins.iter().find(|p| &p.mac == mac) {
+            Some(other) => unpinned.push(format!(
+                "{} ({mac} is named {} already)",
+                c.name, other.name
+            )),
+            None => pins.push(Pin {
+                name: c.name.clone(),
+                mac: mac.clone(),
+            }),
+        }
+    }
+    (pins, unpinned)
+}
+
 fn skip_reason(configured: &[Configured], unpinned: &[String]) -> String {
     if configured.is_empty() {
         return "no network interface is configured by name, and no NIC name is pinned".to_string();
@@ -317,21 +379,25 @@ fn unpinned_note(unpinned: &[String]) -> String {
 
 /// One `.link` file per pin; the pins that are (or will be) in place.
 fn write_links(
-    fs: &dyn GuestFs,
+    ctx: &GuestContext<'_>,
     pins: &[Pin],
     unpinned: &[String],
     changes: &mut Vec<Change>,
     blocked: &mut Vec<String>,
 ) -> Result<Vec<Pin>, FixupError> {
     let note = unpinned_note(unpinned);
+    let header = match ctx.target {
+        Target::Kvm => LINK_HEADER,
+        Target::Physical => PHYSICAL_LINK_HEADER,
+    };
     let mut carried = Vec::new();
     for pin in pins {
         let path = link_path(&pin.name)?;
         let content = format!(
-            "{LINK_HEADER}{note}[Match]\nMACAddress={}\n\n[Link]\nName={}\n",
+            "{header}{note}[Match]\nMACAddress={}\n\n[Link]\nName={}\n",
             pin.mac, pin.name
         );
-        let before = match entry(fs, &path)? {
+        let before = match entry(ctx.fs, &path)? {
             Entry::Absent => None,
             Entry::File(data) => Some(data),
             // A directory or device in the way: leave it, and the pin where it was.
@@ -348,18 +414,22 @@ fn write_links(
 
 /// All pins as udev rules in one file; the pins that are (or will be) in place.
 fn write_rules(
-    fs: &dyn GuestFs,
+    ctx: &GuestContext<'_>,
     pins: &[Pin],
     unpinned: &[String],
     changes: &mut Vec<Change>,
     blocked: &mut Vec<String>,
 ) -> Result<Vec<Pin>, FixupError> {
     let path = gpath(FERRY_RULES)?;
-    let mut content = format!("{RULES_HEADER}{}", unpinned_note(unpinned));
+    let header = match ctx.target {
+        Target::Kvm => RULES_HEADER,
+        Target::Physical => PHYSICAL_RULES_HEADER,
+    };
+    let mut content = format!("{header}{}", unpinned_note(unpinned));
     for pin in pins {
         content.push_str(&udev::rule_line(pin));
     }
-    let before = match entry(fs, &path)? {
+    let before = match entry(ctx.fs, &path)? {
         Entry::Absent => None,
         Entry::File(data) => Some(data),
         Entry::Unusable(why) => {

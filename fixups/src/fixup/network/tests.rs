@@ -2,7 +2,7 @@
 //! (`ens192` with `hwaddress`) and Debian on Xen (`eth0`, pinned by
 //! `70-persistent-net.rules`).
 
-use super::super::guestio::testing::{change_at, changes, fix, p, plan, text};
+use super::super::guestio::testing::{change_at, changes, fix, fix_for, p, plan, plan_for, text};
 use super::*;
 use crate::fixup::{apply, Plan};
 use crate::guestfs::memfs::MemFs;
@@ -410,4 +410,85 @@ fn interface_names() {
     ] {
         assert!(!valid_ifname(bad), "{bad}");
     }
+}
+
+const HOST_MAC: &str = "3c:ec:ef:12:34:56";
+const HOST_MAC2: &str = "3c:ec:ef:12:34:57";
+
+fn physical_link(mac: &str, name: &str, note: &str) -> String {
+    format!("{PHYSICAL_LINK_HEADER}{note}[Match]\nMACAddress={mac}\n\n[Link]\nName={name}\n")
+}
+
+#[test]
+fn physical_without_a_mac_skips() {
+    let fs = debian_vmware();
+    assert_eq!(
+        plan_for(&Network, &fs, &[], Target::Physical),
+        Plan::Skip(NO_MAC_REASON.to_string())
+    );
+}
+
+#[test]
+fn physical_pins_the_machine_s_mac_not_the_vm_s() {
+    // The persistent-net pin names the VM's MAC: the --mac wins, and the pin is cleared.
+    let fs = debian_xen();
+    let made = fix_for(&Network, &fs, &[HOST_MAC], Target::Physical);
+    assert_eq!(made.len(), 2, "{made:#?}");
+    assert_eq!(
+        text(&fs, "/etc/systemd/network/10-ferry-eth0.link"),
+        physical_link(HOST_MAC, "eth0", "")
+    );
+    let rules = text(&fs, "/etc/udev/rules.d/70-persistent-net.rules");
+    assert!(rules.contains("# ferry: SUBSYSTEM"), "{rules}");
+}
+
+#[test]
+fn physical_after_kvm_repins_and_notes_names_without_a_mac() {
+    let fs = debian();
+    fs.add_file(
+        "/etc/network/interfaces",
+        "auto ens192\niface ens192 inet dhcp\n    hwaddress ether 00:50:56:8a:3c:01\n\n\
+         auto ens224\niface ens224 inet dhcp\n",
+    )
+    .unwrap();
+    fix(&Network, &fs, &[]);
+    assert_eq!(
+        text(&fs, "/etc/systemd/network/10-ferry-ens192.link"),
+        link(VMWARE_MAC, "ens192").replace(
+            "[Match]",
+            "# Not pinned, so udev names them: ens224 (no MAC known).\n[Match]"
+        )
+    );
+    fix_for(&Network, &fs, &[HOST_MAC], Target::Physical);
+    let note = "# Not pinned, so udev names them: ens224 (no --mac for it).\n";
+    assert_eq!(
+        text(&fs, "/etc/systemd/network/10-ferry-ens192.link"),
+        physical_link(HOST_MAC, "ens192", note)
+    );
+    // Both MACs given: both names pinned, in the order the guest configures them.
+    fix_for(&Network, &fs, &[HOST_MAC2, HOST_MAC], Target::Physical);
+    assert_eq!(
+        text(&fs, "/etc/systemd/network/10-ferry-ens192.link"),
+        physical_link(HOST_MAC2, "ens192", "")
+    );
+    assert_eq!(
+        text(&fs, "/etc/systemd/network/10-ferry-ens224.link"),
+        physical_link(HOST_MAC, "ens224", "")
+    );
+}
+
+#[test]
+fn physical_without_link_support_writes_rules_for_the_machine() {
+    let fs = debian_xen();
+    fs.remove(&p("/usr/lib/udev/rules.d/80-net-setup-link.rules"))
+        .unwrap();
+    fs.remove(&p("/usr/lib/systemd/network/99-default.link"))
+        .unwrap();
+    fix_for(&Network, &fs, &[HOST_MAC], Target::Physical);
+    let rules = text(&fs, FERRY_RULES);
+    assert!(rules.starts_with(PHYSICAL_RULES_HEADER), "{rules}");
+    assert!(
+        rules.contains(HOST_MAC) && !rules.contains(XEN_MAC),
+        "{rules}"
+    );
 }

@@ -16,6 +16,10 @@
 //!   `/etc/modules-load.d/*.conf` are commented out with `# ferry: `; every other line
 //!   stays byte for byte.
 //!
+//! For [`Target::Physical`] the QEMU and SPICE agents ([`PHYSICAL_UNITS`]) are masked
+//! as well: on bare metal there is no virtio-serial channel for them, and
+//! `qemu-guest-agent` waits for its device on every boot.
+//!
 //! Packages are not removed (that would mean running the guest's package manager), and
 //! the initramfs configuration (`/etc/initramfs-tools/modules`, dracut) is left alone: a
 //! Xen module it names is only missing, never loaded, under KVM.
@@ -30,7 +34,7 @@ use super::guestio::{
     disable_line, gpath, is_comment_or_blank, lines, link_target, lstat_kind, read_config,
     resolved, split_eol, stat_kind, write_change,
 };
-use super::{Change, FixupError, GuestContext, GuestFixup, Plan};
+use super::{Change, FixupError, GuestContext, GuestFixup, Plan, Target};
 
 pub struct ForeignTools;
 
@@ -47,6 +51,14 @@ pub const UNITS: [&str; 8] = [
     // XenServer / XCP-ng guest utilities
     "xe-linux-distribution.service",
     "xe-daemon.service",
+];
+
+/// systemd units of the KVM guest agents, disabled on bare metal too.
+pub const PHYSICAL_UNITS: [&str; 4] = [
+    "qemu-guest-agent.service",
+    "spice-vdagent.service",
+    "spice-vdagentd.service",
+    "spice-vdagentd.socket",
 ];
 
 /// SysV init scripts of the foreign tools.
@@ -110,7 +122,11 @@ impl GuestFixup for ForeignTools {
         let mut found = false;
         let mut changes = Vec::new();
         let wants = wants_links(fs, &r)?;
-        for unit in UNITS {
+        let physical: &[&str] = match ctx.target {
+            Target::Kvm => &[],
+            Target::Physical => &PHYSICAL_UNITS,
+        };
+        for unit in UNITS.iter().chain(physical) {
             found |= disable_unit(fs, unit, &wants, &mut changes)?;
         }
         let rc_dirs = rc_dirs(fs)?;
@@ -129,9 +145,13 @@ impl GuestFixup for ForeignTools {
             }
         }
         if !found {
-            return Ok(Plan::Skip(
-                "no VMware or Xen guest tools and no Xen PV modules found".to_string(),
-            ));
+            let tools = match ctx.target {
+                Target::Kvm => "VMware or Xen",
+                Target::Physical => "VMware, Xen, QEMU or SPICE",
+            };
+            return Ok(Plan::Skip(format!(
+                "no {tools} guest tools and no Xen PV modules found"
+            )));
         }
         Ok(Plan::Changes(changes))
     }

@@ -2,7 +2,7 @@
 //! Debian on Xen with xe-guest-utilities and PV modules, VMware's own installer on
 //! systemd and on RHEL 6's SysV init.
 
-use super::super::guestio::testing::{fix, p, plan, text};
+use super::super::guestio::testing::{fix, fix_for, p, plan, plan_for, text};
 use super::*;
 use crate::guestfs::memfs::MemFs;
 use crate::guestfs::GuestFs;
@@ -286,4 +286,56 @@ fn start_link_names() {
     assert!(!is_start_link(b"K01open-vm-tools", "open-vm-tools"));
     assert!(!is_start_link(b"S01open-vm-tools.sh", "open-vm-tools"));
     assert!(!is_start_link(b"S", "open-vm-tools"));
+}
+
+/// Debian 12 that ran on KVM: the QEMU guest agent and the SPICE agent installed.
+fn debian_kvm() -> MemFs {
+    let fs = base(true);
+    for unit in ["qemu-guest-agent.service", "spice-vdagentd.service"] {
+        fs.add_file(&format!("/usr/lib/systemd/system/{unit}"), "[Unit]\n")
+            .unwrap();
+    }
+    fs
+}
+
+#[test]
+fn physical_masks_the_kvm_agents() {
+    let fs = debian_kvm();
+    let made = fix_for(&ForeignTools, &fs, &[], Target::Physical);
+    let masks: Vec<(String, String)> = made
+        .iter()
+        .map(|c| match c {
+            Change::CreateSymlink { path, target } => (path.to_string(), target.clone()),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        masks,
+        [
+            (
+                "/etc/systemd/system/qemu-guest-agent.service".to_string(),
+                "/dev/null".to_string()
+            ),
+            (
+                "/etc/systemd/system/spice-vdagentd.service".to_string(),
+                "/dev/null".to_string()
+            ),
+        ]
+    );
+}
+
+#[test]
+fn kvm_keeps_the_kvm_agents() {
+    let fs = debian_kvm();
+    assert!(matches!(plan(&ForeignTools, &fs, &[]), Plan::Skip(_)));
+    // Physical still masks VMware's tools as KVM does, and says what it looked for.
+    let fs = debian_vmware();
+    let kvm = fix(&ForeignTools, &debian_vmware(), &[]);
+    let physical = fix_for(&ForeignTools, &fs, &[], Target::Physical);
+    assert_eq!(kvm, physical);
+    let fs = base(false);
+    match plan_for(&ForeignTools, &fs, &[], Target::Physical) {
+        Plan::Skip(why) => assert!(why.contains("QEMU"), "{why}"),
+        other => panic!("{other:?}"),
+    }
 }
