@@ -16,4 +16,5 @@ pub mod demo;
 pub mod guest;
 pub mod layout;
 pub mod p2v;
+pub mod v2p;
 pub mod v2v;
