@@ -10,6 +10,7 @@ mod migrate;
 mod p2v;
 pub mod progress;
 mod units;
+mod v2p;
 mod v2v;
 
 use std::path::PathBuf;
@@ -89,6 +90,10 @@ pub enum Command {
     /// inventory, used blocks only with --used-only, then the v2v pipeline
     #[command(name = "p2v", after_help = P2V_HELP)]
     P2v(P2vArgs),
+    /// Put a VM disk back on bare metal (or a raw file): reverse fixups for physical
+    /// hardware, zero ranges skipped, written disk verified, optional grow
+    #[command(name = "v2p", after_help = V2P_HELP)]
+    V2p(V2pArgs),
     /// Build a small sample VMware disk and convert it, showing each step
     #[command(after_help = EXIT_CODES)]
     Demo(DemoArgs),
@@ -193,6 +198,70 @@ EXIT STATUS:
   7  --migrate-to: a preflight check failed; the guest runs here, defined and started
   8  --migrate-to: the move failed; the guest runs here, defined and started
 130  interrupted; nothing was left in --out";
+
+const V2P_HELP: &str = "\
+FIXUPS FOR PHYSICAL HARDWARE (into an overlay; the source is never written):
+  devices    device names in fstab, crypttab and kernel command lines become UUID=
+  initramfs  storage and NIC drivers of real machines (ahci, sd_mod, nvme, megaraid_sas,
+             mpt3sas, hpsa, usb_storage, e1000e, igb, ixgbe, i40e, ice, bnx2x, tg3, r8169,
+             ...) that the guest's kernel has as modules, appended to every initramfs
+  consoles   console=tty0 added before console=ttyS0: the serial console is kept
+  tools      qemu-guest-agent and spice-vdagent masked
+  network    with --mac, the guest's configured NICs pinned to those MACs, in order
+
+REFUSED (nothing is written): a target that is mounted, holds a mounted partition, the
+running system or a swap in use, is held by dm/md, is smaller than the source, or is not a
+block device or regular file; a target with a partition table without --force.
+Zero ranges of the source are skipped on a new file and zeroed (discard/zero-range) on a
+device or existing file. The written disk is re-read and compared with the fixed source;
+--grow then extends the last partition and its ext2/3/4 filesystem to the target's end.
+
+EXAMPLES:
+  ferry v2p --dry-run web01.qcow2 --to /dev/sdb
+  ferry v2p web01.qcow2 --to /dev/sdb --force --grow --mac 3c:ec:ef:12:34:56
+  ferry v2p web01.vmdk --to lab.raw
+
+EXIT STATUS:
+  0  success
+  1  bad input: unreadable source, or no Linux root to fix (see --no-fixups)
+  2  usage error
+  3  the target was refused or could not be written
+  4  the written disk differs from the source
+  5  a fixup failed; nothing was written
+130  interrupted";
+
+#[derive(Debug, Args)]
+pub struct V2pArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Block device or raw file to write (a missing file is created, sparse)
+    #[arg(long, value_name = "/dev/sdY|FILE")]
+    pub to: PathBuf,
+    /// Overwrite a target that already has a partition table
+    #[arg(long)]
+    pub force: bool,
+    /// Grow the last partition and its ext2/3/4 filesystem to the end of the target
+    #[arg(long)]
+    pub grow: bool,
+    /// MAC of a physical NIC, in the order of the guest's configured interfaces; repeatable
+    #[arg(long, value_name = "MAC")]
+    pub mac: Vec<String>,
+    /// Write the disk as it is: no inspection, no fixups
+    #[arg(long)]
+    pub no_fixups: bool,
+    /// Print the plan (fixups as diffs, bytes to write); write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print a JSON report on stdout instead of text
+    #[arg(long)]
+    pub json: bool,
+    /// Worker threads writing (default: all cores)
+    #[arg(short = 'j', long)]
+    pub jobs: Option<usize>,
+    /// VM disk in any format ferry reads
+    #[arg(value_name = "SOURCE")]
+    pub src: PathBuf,
+}
 
 const P2V_HELP: &str = "\
 WHAT IS READ:
@@ -605,6 +674,7 @@ pub fn run(cli: Cli) -> CliResult {
         Command::V2v(args) => v2v::run(&args),
         Command::Migrate(args) => migrate::run(&args),
         Command::P2v(args) => p2v::run(&args),
+        Command::V2p(args) => v2p::run(&args),
         Command::Demo(args) => demo::run(&args),
     }
 }

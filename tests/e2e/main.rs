@@ -21,5 +21,6 @@ mod p2v;
 mod separate_boot;
 mod tiny_guest;
 mod util;
+mod v2p;
 mod v2v;
 mod xfs_guest;
