@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """`ferry p2v --used-only` against `qemu-img convert` on the same "physical" raw disk, in
-one run: the VMware-style Debian test guest (2 GiB) whose ext4 root was filled with
-non-zero files and then had half of them deleted. Prints wall time and bytes written
+one run: the VMware-style Debian test guest, put on a larger disk with `ferry v2p --grow`
+(6 GiB by default, as a server's disk is larger than its OS), whose ext4 root was then
+filled with non-zero files and had half of them deleted. Prints wall time and bytes written
 (qcow2 data) of each and the ratios (goal: ferry <= 0.6x qemu-img's time).
 
 qemu-img's time includes an fsync of its output (ferry syncs before its rename).
 ferry runs twice: imaging only (--no-fixups --no-verify, what qemu-img does) and the full
 pipeline (fixups and verification included).
 
-Usage: bench/p2v.py [--fill-mib 768] [--runs 3] [--work DIR]
+Usage: bench/p2v.py [--disk-gib 6] [--fill-mib 4096] [--runs 3] [--work DIR]
 The guest comes from the e2e test cache (target/guest-cache); it is never modified.
 """
 import argparse
@@ -32,13 +33,14 @@ def sh(*cmd, **kw):
     return subprocess.run(cmd, check=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
 
 
-def build_disk(work, fill_mib):
+def build_disk(work, fill_mib, disk_gib):
     guests = sorted(glob.glob(os.path.join(CACHE, "vmware-*.raw")), key=os.path.getmtime)
     if not guests:
         sys.exit("no VMware test guest in target/guest-cache: run "
                  "`cargo test --release --test e2e guest_images` first")
     disk = os.path.join(work, "sda.img")
-    sh("cp", "--sparse=always", guests[-1], disk)
+    sh("truncate", "-s", f"{disk_gib}G", disk)
+    sh(FERRY, "v2p", "--no-fixups", "--grow", "-f", "raw", guests[-1], "--to", disk)
     part = os.path.join(work, "part.ext4")
     sh("dd", f"if={disk}", f"of={part}", "bs=1M", f"skip={PART_OFFSET_MIB}", "conv=sparse", "status=none")
     files = fill_mib // 16
@@ -78,15 +80,16 @@ def timed(cmd):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--fill-mib", type=int, default=768)
+    ap.add_argument("--fill-mib", type=int, default=4096)
+    ap.add_argument("--disk-gib", type=int, default=6)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--work", default=os.path.join(ROOT, "target", "bench", "p2v"))
     args = ap.parse_args()
     subprocess.check_call(["cargo", "build", "--release", "-q"], cwd=ROOT)
     shutil.rmtree(args.work, ignore_errors=True)
     os.makedirs(args.work)
-    disk = build_disk(args.work, args.fill_mib)
-    print(f"source: {disk}: 2 GiB raw, {data_bytes(disk, 'raw') / 2**20:.0f} MiB allocated "
+    disk = build_disk(args.work, args.fill_mib, args.disk_gib)
+    print(f"source: {disk}: {args.disk_gib} GiB raw, {data_bytes(disk, 'raw') / 2**20:.0f} MiB allocated "
           f"({args.fill_mib // 2} MiB of it deleted files)")
 
     def run_qemu():
