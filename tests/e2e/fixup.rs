@@ -41,14 +41,7 @@ fn assert_fsck_clean(image: &Path, format: &str, dir: &Path) {
     let raw = dir.join("fsck.raw");
     qemu_img(&["convert", "-f", format, "-O", "raw", p(image), p(&raw)]);
     let part = dir.join("fsck.part");
-    run_ok(std::process::Command::new("dd").args([
-        &format!("if={}", p(&raw)),
-        &format!("of={}", p(&part)),
-        "bs=1M",
-        &format!("skip={PART_START_MIB}"),
-        "conv=sparse",
-        "status=none",
-    ]));
+    extract_partition(&raw, &part, PART_START_MIB);
     let out = std::process::Command::new("e2fsck")
         .args(["-fn", p(&part)])
         .output()

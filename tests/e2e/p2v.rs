@@ -29,18 +29,6 @@ fn debugfs(image: &Path, write: bool, commands: &str) -> String {
     stdout(&out)
 }
 
-/// The partition (starting at 1 MiB) of a raw disk, as its own file.
-fn extract_partition(disk: &Path, part: &Path) {
-    run_ok(Command::new("dd").args([
-        &format!("if={}", p(disk)),
-        &format!("of={}", p(part)),
-        "bs=1M",
-        &format!("skip={PART_OFFSET_MIB}"),
-        "conv=sparse",
-        "status=none",
-    ]));
-}
-
 fn put_partition_back(part: &Path, disk: &Path) {
     run_ok(Command::new("dd").args([
         &format!("if={}", p(part)),
@@ -85,7 +73,7 @@ fn p2v_used_only_copies_used_blocks_and_the_guest_boots() {
     let disk = dir.path().join("sda.img");
     run_ok(Command::new("cp").args(["--sparse=always", p(&g.disk), p(&disk)]));
     let part = dir.path().join("part.ext4");
-    extract_partition(&disk, &part);
+    extract_partition(&disk, &part, PART_OFFSET_MIB);
     let random = dir.path().join("random.bin");
     let mut cmds = String::from("mkdir /fill\n");
     for i in 0..FILES {
@@ -173,7 +161,7 @@ fn p2v_used_only_copies_used_blocks_and_the_guest_boots() {
     let raw = dir.path().join("converted.raw");
     qemu_img(&["convert", "-f", "qcow2", "-O", "raw", p(&qcow2), p(&raw)]);
     let converted_part = dir.path().join("converted.ext4");
-    extract_partition(&raw, &converted_part);
+    extract_partition(&raw, &converted_part, PART_OFFSET_MIB);
     let fsck = Command::new("e2fsck")
         .args(["-fn", p(&converted_part)])
         .output()

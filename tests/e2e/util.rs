@@ -221,3 +221,16 @@ pub fn vmdk_of(raw: &Path, vmdk: &Path) {
         p(vmdk),
     ]);
 }
+
+/// Copies the partition starting at `offset_mib` of a raw disk out into its own (sparse)
+/// file, so e2fsprogs can work on it without a loop device.
+pub fn extract_partition(disk: &Path, part: &Path, offset_mib: u64) {
+    run_ok(Command::new("dd").args([
+        &format!("if={}", p(disk)),
+        &format!("of={}", p(part)),
+        "bs=1M",
+        &format!("skip={offset_mib}"),
+        "conv=sparse",
+        "status=none",
+    ]));
+}
