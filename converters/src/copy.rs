@@ -20,6 +20,7 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 use serde::Serialize;
 
 use crate::compress::Compression;
+use crate::direct::AlignedBuf;
 use crate::error::{Error, Result};
 use crate::sink::{DiskSink, SinkSummary};
 use crate::source::{DiskSource, ExtentIter};
@@ -241,12 +242,13 @@ fn plan(shared: &Shared<'_>, work: &Sender<Work>) -> Result<()> {
 }
 
 fn run_worker(shared: &Shared<'_>, work: &Receiver<Work>) {
-    let mut buf = vec![0u8; usize::try_from(shared.chunk_size).unwrap_or(0)];
+    // Aligned so that sinks can write runs of it with O_DIRECT.
+    let mut buf = AlignedBuf::new(usize::try_from(shared.chunk_size).unwrap_or(0));
     for item in work.iter() {
         if shared.stopping() {
             return;
         }
-        if let Err(e) = copy_chunk(shared, item, &mut buf) {
+        if let Err(e) = copy_chunk(shared, item, buf.as_mut_slice()) {
             shared.fail(e);
             return;
         }

@@ -13,6 +13,7 @@
 
 pub mod chain;
 pub mod compress;
+pub mod direct;
 pub mod error;
 pub mod image_file;
 pub mod legacy;

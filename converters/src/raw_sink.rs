@@ -11,6 +11,7 @@ use rustix::fs::FallocateFlags;
 use tempfile::NamedTempFile;
 
 use crate::compress::Compression;
+use crate::direct::DirectFile;
 use crate::error::{Error, Result};
 use crate::sink::{DiskSink, Placement, SinkSummary};
 
@@ -27,8 +28,8 @@ enum Target {
 pub struct RawSink {
     path: PathBuf,
     target: Target,
-    /// A second handle on the output that workers write through.
-    writer: Arc<File>,
+    /// Where workers write data: the output, bypassing the page cache where it can.
+    writer: Arc<DirectFile>,
     shared_path: Arc<Path>,
     virtual_size: u64,
     stored_bytes: u64,
@@ -61,16 +62,18 @@ impl RawSink {
                 .map_err(|e| Error::io(path, "cannot size output", e))?;
             Target::Staged(staged)
         };
-        let writer = match &target {
-            Target::Staged(t) => t.as_file(),
-            Target::Device(f) => f,
-        }
-        .try_clone()
-        .map_err(|e| Error::io(path, "cannot duplicate output handle", e))?;
+        let (handle, open_path) = match &target {
+            Target::Staged(t) => (t.as_file(), t.path()),
+            Target::Device(f) => (f, path),
+        };
+        let writer = handle
+            .try_clone()
+            .map_err(|e| Error::io(path, "cannot duplicate output handle", e))?;
+        let writer = Arc::new(DirectFile::open(open_path, Arc::new(writer)));
         Ok(RawSink {
             path: path.to_path_buf(),
             target,
-            writer: Arc::new(writer),
+            writer,
             shared_path: Arc::from(path),
             virtual_size,
             stored_bytes: 0,

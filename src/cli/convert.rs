@@ -232,8 +232,8 @@ fn print_report(report: &ConvertReport, json: bool) -> CliResult {
     }
     if let Some(v) = &report.verify {
         println!(
-            "verified: identical — {} ranges ({}) compared by SHA-256, {} zero in both allocation maps",
-            v.ranges_hashed, human(v.bytes_hashed), human(v.bytes_zero_in_both_maps)
+            "verified: identical — {} ranges ({}) compared byte for byte, {} zero in both allocation maps",
+            v.ranges_compared, human(v.bytes_compared), human(v.bytes_zero_in_both_maps)
         );
     }
     Ok(())

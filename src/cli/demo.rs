@@ -59,8 +59,8 @@ pub fn run(args: &DemoArgs) -> CliResult {
     println!("3. converted it to {} in {:.2} s: read {} of data, skipped {} by the allocation map, {} zero detected",
         report.output.display(), c.seconds, human(c.bytes_read), human(c.bytes_skipped_by_map), human(c.bytes_zero_detected));
     let v = &report.verify;
-    println!("4. verified the qcow2 against the VMDK: identical ({} compared by SHA-256 in {} ranges, {} zero in both maps)",
-        human(v.bytes_hashed), v.ranges_hashed, human(v.bytes_zero_in_both_maps));
+    println!("4. verified the qcow2 against the VMDK: identical ({} compared byte for byte in {} ranges, {} zero in both maps)",
+        human(v.bytes_compared), v.ranges_compared, human(v.bytes_zero_in_both_maps));
     match &report.qemu_img_cross_check {
         Some(x) => println!("5. cross-checked with QEMU: {x}"),
         None => println!("5. qemu-img is not installed: skipped QEMU's own cross-check"),

@@ -48,6 +48,11 @@ pub(super) fn print_fixup_reports(reports: &[FixupReport], dry_run: bool) {
             Outcome::Skipped => ("skipped", r.reason.clone().unwrap_or_default()),
         };
         println!("  {:<10} {word:<9} {detail}", r.id);
+        // A fixup with nothing to change carries its notes in the reason already.
+        let said = |note: &str| r.reason.as_deref().is_some_and(|why| why.contains(note));
+        for note in r.notes.iter().filter(|n| !said(n)) {
+            println!("      note: {note}");
+        }
         for c in &r.changes {
             println!("      {} {}", c.action, c.path);
             if dry_run {

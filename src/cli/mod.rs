@@ -207,7 +207,11 @@ FIXUPS FOR PHYSICAL HARDWARE (into an overlay; the source is never written):
              ...) that the guest's kernel has as modules, appended to every initramfs
   consoles   console=tty0 added before console=ttyS0: the serial console is kept
   tools      qemu-guest-agent and spice-vdagent masked
-  network    with --mac, the guest's configured NICs pinned to those MACs, in order
+  network    with --mac, the guest's configured interface names pinned to the machine's
+             NICs (NAME=MAC, or bare MACs in the order the guest configures names), and
+             the VM's MACs inside those configurations (ifcfg HWADDR=, NetworkManager
+             mac-address=, netplan/networkd match, ifupdown hwaddress) replaced by the
+             machine's
 
 REFUSED (nothing is written): a target that is mounted, holds a mounted partition, the
 running system or a swap in use, is held by dm/md, is smaller than the source, or is not a
@@ -219,6 +223,8 @@ device or existing file. The written disk is re-read and compared with the fixed
 EXAMPLES:
   ferry v2p --dry-run web01.qcow2 --to /dev/sdb
   ferry v2p web01.qcow2 --to /dev/sdb --force --grow --mac 3c:ec:ef:12:34:56
+  ferry v2p db01.qcow2 --to /dev/nvme1n1 --mac ens192=3c:ec:ef:12:34:56 \\
+            --mac ens224=3c:ec:ef:12:34:57
   ferry v2p web01.vmdk --to lab.raw
 
 EXIT STATUS:
@@ -243,8 +249,9 @@ pub struct V2pArgs {
     /// Grow the last partition and its ext2/3/4 filesystem to the end of the target
     #[arg(long)]
     pub grow: bool,
-    /// MAC of a physical NIC, in the order of the guest's configured interfaces; repeatable
-    #[arg(long, value_name = "MAC")]
+    /// MAC of a physical NIC: NAME=MAC gives it the configured interface NAME, a bare MAC
+    /// the next configured interface no NAME=MAC claims; repeatable
+    #[arg(long, value_name = "[NAME=]MAC")]
     pub mac: Vec<String>,
     /// Write the disk as it is: no inspection, no fixups
     #[arg(long)]

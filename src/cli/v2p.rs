@@ -28,14 +28,14 @@ struct V2pReport {
 }
 
 pub fn run(args: &V2pArgs) -> CliResult {
+    let nics = args
+        .mac
+        .iter()
+        .map(|m| target_nic(m))
+        .collect::<Result<Vec<_>, _>>()?;
     let source: Arc<dyn DiskSource> = Arc::from(args.source.open(&args.src)?);
     let size = source.size();
     check_target(&args.to, size, args.force).map_err(v2p_failure)?;
-    let macs = args
-        .mac
-        .iter()
-        .map(|m| normalize_mac(m))
-        .collect::<Result<Vec<_>, _>>()?;
 
     let (copy_from, fixups) = if args.no_fixups {
         (source.clone(), None)
@@ -43,7 +43,7 @@ pub fn run(args: &V2pArgs) -> CliResult {
         let opts = FixupOptions {
             target: Target::Physical,
             dry_run: args.dry_run,
-            nics: macs.into_iter().map(|mac| TargetNic { mac }).collect(),
+            nics,
             cancel: Some(super::interrupted()),
             progress: &|_| {},
         };
@@ -137,21 +137,39 @@ fn verify_target(
         .map_err(|e| failed(format!("{}: verification failed: {e}", target.display())))
 }
 
-fn normalize_mac(mac: &str) -> CliResult<String> {
+/// `--mac MAC` or `--mac NAME=MAC`.
+fn target_nic(arg: &str) -> CliResult<TargetNic> {
+    let usage = |why: &str| Failure::new(Exit::Usage, anyhow::anyhow!("--mac {arg}: {why}"));
+    let (name, mac) = match arg.split_once('=') {
+        Some((name, mac)) => (Some(name), mac),
+        None => (None, arg),
+    };
+    if let Some(name) = name {
+        let ok = (1..=15).contains(&name.len())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !ok {
+            return Err(usage(
+                "expected an interface name of at most 15 letters, digits, '-' or '_' before '='",
+            ));
+        }
+    }
     let lower = mac.to_ascii_lowercase();
     let ok = lower.len() == 17
         && lower.split(':').count() == 6
         && lower
             .split(':')
             .all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()));
-    if ok {
-        Ok(lower)
-    } else {
-        Err(Failure::new(
-            Exit::Usage,
-            anyhow::anyhow!("--mac {mac}: expected six hex pairs like 3c:ec:ef:12:34:56"),
-        ))
+    if !ok {
+        return Err(usage(
+            "expected six hex pairs like 3c:ec:ef:12:34:56, or ens192=3c:ec:ef:12:34:56",
+        ));
     }
+    Ok(TargetNic {
+        mac: lower,
+        name: name.map(str::to_string),
+    })
 }
 
 fn v2p_failure(e: V2pError) -> Failure {
@@ -201,8 +219,8 @@ fn print_report(r: &V2pReport) {
     );
     if let Some(v) = &r.verify {
         println!(
-            "verified: identical to the (fixed) source ({} compared by SHA-256)",
-            human(v.bytes_hashed)
+            "verified: identical to the (fixed) source ({} compared byte for byte)",
+            human(v.bytes_compared)
         );
     }
     if let Some(g) = &r.grow {
@@ -218,5 +236,34 @@ fn print_report(r: &V2pReport) {
             },
             g.note
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mac_arguments_bare_or_named() {
+        let bare = target_nic("3C:EC:EF:12:34:56").unwrap();
+        assert_eq!((bare.mac.as_str(), bare.name), ("3c:ec:ef:12:34:56", None));
+        let named = target_nic("ens192=3c:ec:ef:12:34:56").unwrap();
+        assert_eq!(named.name.as_deref(), Some("ens192"));
+        assert_eq!(named.mac, "3c:ec:ef:12:34:56");
+    }
+
+    #[test]
+    fn bad_mac_arguments_are_usage_errors() {
+        for bad in [
+            "3c:ec:ef:12:34",
+            "3c-ec-ef-12-34-56",
+            "=3c:ec:ef:12:34:56",
+            "a/b=3c:ec:ef:12:34:56",
+            "averyveryverylongname=3c:ec:ef:12:34:56",
+            "ens192=",
+        ] {
+            let err = target_nic(bad).unwrap_err();
+            assert_eq!(err.exit, Exit::Usage, "{bad}");
+        }
     }
 }

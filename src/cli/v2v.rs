@@ -179,8 +179,8 @@ pub(super) fn print_report(r: &V2vReport) {
         }
         if let Some(v) = &disk.verify {
             println!(
-                "           verified identical ({} compared by SHA-256)",
-                human(v.bytes_hashed)
+                "           verified identical ({} compared byte for byte)",
+                human(v.bytes_compared)
             );
         }
     }

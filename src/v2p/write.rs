@@ -10,9 +10,10 @@ use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use converters::direct::{AlignedBuf, DirectFile};
 use converters::source::ExtentIter;
 use converters::DiskSource;
 use rustix::fs::FallocateFlags;
@@ -112,15 +113,19 @@ pub fn write_disk(
     }
 
     let file = open_target(&info, source_size)?;
-    let result = run_tasks(
-        source,
-        &file,
-        &shown,
-        &tasks,
-        known_zero_from,
-        opts,
-        progress,
-    );
+    // Data bypasses the page cache where the target allows it: a disk-sized write would
+    // otherwise push everything else out of it, and sync_all would then write it all.
+    let writer = file
+        .try_clone()
+        .map(|f| DirectFile::open(&info.path, Arc::new(f)))
+        .map_err(|e| V2pError::Io(format!("{shown}: cannot duplicate handle: {e}")))?;
+    let target_io = Target {
+        file: &file,
+        writer: &writer,
+        is_file: file.metadata().map(|m| m.is_file()).unwrap_or(false),
+        shown: &shown,
+    };
+    let result = run_tasks(source, &target_io, &tasks, known_zero_from, opts, progress);
     let result = result.and_then(|counts| {
         file.sync_all()
             .map_err(|e| V2pError::Io(format!("{shown}: cannot sync: {e}")))?;
@@ -246,8 +251,7 @@ fn open_target(info: &TargetInfo, source_size: u64) -> Result<File, V2pError> {
 /// Runs the tasks on `opts.jobs` threads; returns (written, zeroed, skipped).
 fn run_tasks(
     source: &dyn DiskSource,
-    file: &File,
-    shown: &str,
+    target: &Target<'_>,
     tasks: &[Task],
     known_zero_from: u64,
     opts: &WriteOptions,
@@ -259,9 +263,10 @@ fn run_tasks(
     let skipped = AtomicU64::new(0);
     let stop = AtomicBool::new(false);
     let failure: Mutex<Option<V2pError>> = Mutex::new(None);
-    let is_file = file.metadata().map(|m| m.is_file()).unwrap_or(false);
+    let (file, is_file, shown) = (target.file, target.is_file, target.shown);
     let worker = || {
-        let mut buf = vec![0u8; usize::try_from(CHUNK).unwrap_or(4 << 20)];
+        let mut aligned = AlignedBuf::new(usize::try_from(CHUNK).unwrap_or(4 << 20));
+        let buf = aligned.as_mut_slice();
         loop {
             if stop.load(Ordering::Relaxed) {
                 return;
@@ -289,8 +294,7 @@ fn run_tasks(
                     .read_exact_at(chunk, t.offset)
                     .map_err(|e| V2pError::Source(e.to_string()))
                     .and_then(|()| {
-                        let (w, z, k) =
-                            write_chunk(file, is_file, shown, chunk, t.offset, known_zero_from)?;
+                        let (w, z, k) = write_chunk(target, chunk, t.offset, known_zero_from)?;
                         written.fetch_add(w, Ordering::Relaxed);
                         zeroed.fetch_add(z, Ordering::Relaxed);
                         skipped.fetch_add(k, Ordering::Relaxed);
@@ -331,14 +335,22 @@ fn run_tasks(
     }
 }
 
+/// The open target as the workers write to it.
+struct Target<'a> {
+    /// For zeroing (fallocate) and the final sync.
+    file: &'a File,
+    /// For data.
+    writer: &'a DirectFile,
+    is_file: bool,
+    shown: &'a str,
+}
+
 /// Writes one chunk of source data at `offset`, in runs of all-zero and not-all-zero
 /// blocks of [`ZERO_BLOCK`]: runs of zeros are zeroed on the target (or skipped where it
 /// already reads zero), so zero-filled areas of allocated images stay sparse on new files.
 /// Returns (written, zeroed, skipped).
 fn write_chunk(
-    file: &File,
-    is_file: bool,
-    shown: &str,
+    target: &Target<'_>,
     chunk: &[u8],
     offset: u64,
     known_zero_from: u64,
@@ -356,12 +368,13 @@ fn write_chunk(
         let run = &chunk[start..start + len];
         if zero {
             let (need, known) = split_known_zero(pos, len as u64, known_zero_from);
-            zero_range(file, is_file, shown, pos, need)?;
+            zero_range(target.file, target.is_file, target.shown, pos, need)?;
             zeroed += need;
             skipped += known;
         } else {
-            file.write_all_at(run, pos)
-                .map_err(|e| V2pError::Io(format!("{shown}: cannot write at {pos:#x}: {e}")))?;
+            converters::sink::WriteAt::write_all_at(target.writer, run, pos).map_err(|e| {
+                V2pError::Io(format!("{}: cannot write at {pos:#x}: {e}", target.shown))
+            })?;
             written += len as u64;
         }
         pos += len as u64;

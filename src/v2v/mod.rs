@@ -240,7 +240,7 @@ pub fn run_prepared(
         .description
         .nics
         .iter()
-        .filter_map(|n| n.mac.clone().map(|mac| TargetNic { mac }))
+        .filter_map(|n| n.mac.clone().map(|mac| TargetNic { mac, name: None }))
         .collect();
     let mut copy_from: Vec<Arc<dyn DiskSource>> = opened.clone();
     let mut fixup_summary = None;

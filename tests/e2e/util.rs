@@ -234,3 +234,11 @@ pub fn extract_partition(disk: &Path, part: &Path, offset_mib: u64) {
         "status=none",
     ]));
 }
+
+/// The text of `path` inside the ext2/3/4 filesystem at byte `offset` of `disk`, read with
+/// debugfs (e2fsprogs' `FILE?offset=N` form: no loop mount, no copy of the partition).
+pub fn ext4_file_text(disk: &Path, offset: u64, path: &str) -> String {
+    let image = format!("{}?offset={offset}", p(disk));
+    let out = run_ok(Command::new("debugfs").args(["-R", &format!("cat {path}"), &image]));
+    stdout(&out)
+}

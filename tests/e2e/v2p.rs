@@ -15,7 +15,8 @@ const PHYSICAL_MAC: &str = "3c:ec:ef:12:34:56";
 
 #[test]
 fn v2p_guest_boots_on_ahci_and_e1000() {
-    let Some(g) = guest::build(&GuestSpec::vmware()) else {
+    let spec = GuestSpec::vmware();
+    let Some(g) = guest::build(&spec) else {
         return;
     };
     let dir = tmpdir();
@@ -59,6 +60,14 @@ fn v2p_guest_boots_on_ahci_and_e1000() {
         .filter_map(|r| r["id"].as_str())
         .collect();
     assert!(applied.contains(&"network"), "{report:#}");
+    // The VM's MAC in the guest's own configuration became the machine's: ifupdown's
+    // `hwaddress` would otherwise clone the VM's MAC onto the machine's NIC.
+    let interfaces = ext4_file_text(&target, 1 << 20, "/etc/network/interfaces");
+    assert!(
+        interfaces.contains(&format!("hwaddress ether {PHYSICAL_MAC}"))
+            && !interfaces.contains(&spec.mac),
+        "{interfaces}"
+    );
 
     let hw = BootHw {
         disk_bus: DiskBus::Ahci,

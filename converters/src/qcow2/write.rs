@@ -35,6 +35,7 @@ use super::header::{
     MAX_L1_BYTES, MAX_VIRTUAL_SIZE, V3_HEADER_LEN,
 };
 use crate::compress::Compression;
+use crate::direct::DirectFile;
 use crate::error::{Error, Result};
 use crate::sink::{DiskSink, Placement, SinkSummary};
 use std::sync::Arc;
@@ -71,8 +72,9 @@ impl Default for Qcow2WriteOptions {
 pub struct Qcow2Sink {
     path: PathBuf,
     file: NamedTempFile,
-    /// A second handle on the temporary file that copy workers write data through.
-    writer: Arc<std::fs::File>,
+    /// Where copy workers write data clusters: the temporary file, bypassing the page
+    /// cache where it can.
+    writer: Arc<DirectFile>,
     shared_path: Arc<Path>,
     virtual_size: u64,
     cluster_bits: u32,
@@ -127,10 +129,11 @@ impl Qcow2Sink {
             .as_file()
             .try_clone()
             .map_err(|e| Error::io(path, "cannot duplicate output handle", e))?;
+        let writer = Arc::new(DirectFile::open(file.path(), Arc::new(writer)));
         Ok(Qcow2Sink {
             path: path.to_path_buf(),
             file,
-            writer: Arc::new(writer),
+            writer,
             shared_path: Arc::from(path),
             virtual_size,
             cluster_bits,

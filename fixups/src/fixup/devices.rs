@@ -38,8 +38,13 @@ impl GuestFixup for DeviceNames {
         "devices"
     }
 
-    fn description(&self) -> &'static str {
-        "device names (sd*, hd*, xvd*, cciss, nvme) replaced by UUID= or the virtio name"
+    fn description(&self, target: Target) -> &'static str {
+        match target {
+            Target::Kvm => {
+                "device names (sd*, hd*, xvd*, cciss, nvme) replaced by UUID= or the virtio name"
+            }
+            Target::Physical => "device names (sd*, hd*, xvd*, vd*, cciss, nvme) replaced by UUID=",
+        }
     }
 
     fn plan(&self, ctx: &GuestContext<'_>) -> Result<Plan, FixupError> {

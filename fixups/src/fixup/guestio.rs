@@ -217,11 +217,37 @@ pub(in crate::fixup) mod testing {
 
     /// [`plan`] for `target`.
     pub fn plan_for(fixup: &dyn GuestFixup, fs: &MemFs, nics: &[&str], target: Target) -> Plan {
+        with_context(fs, nics, target, |ctx| fixup.plan(ctx).unwrap())
+    }
+
+    /// The notes of `fixup` on `fs` for `target`.
+    pub fn notes_for(
+        fixup: &dyn GuestFixup,
+        fs: &MemFs,
+        nics: &[&str],
+        target: Target,
+    ) -> Vec<String> {
+        with_context(fs, nics, target, |ctx| fixup.notes(ctx).unwrap())
+    }
+
+    fn with_context<R>(
+        fs: &MemFs,
+        nics: &[&str],
+        target: Target,
+        f: impl FnOnce(&GuestContext<'_>) -> R,
+    ) -> R {
         let os = inspect_filesystem(fs).unwrap().expect("an OS root");
         let nics: Vec<TargetNic> = nics
             .iter()
-            .map(|m| TargetNic {
-                mac: (*m).to_string(),
+            .map(|m| match m.split_once('=') {
+                Some((name, mac)) => TargetNic {
+                    mac: mac.to_string(),
+                    name: Some(name.to_string()),
+                },
+                None => TargetNic {
+                    mac: (*m).to_string(),
+                    name: None,
+                },
             })
             .collect();
         let ctx = GuestContext {
@@ -231,7 +257,7 @@ pub(in crate::fixup) mod testing {
             nics: &nics,
             target,
         };
-        fixup.plan(&ctx).unwrap()
+        f(&ctx)
     }
 
     /// The changes of a plan that must have some.

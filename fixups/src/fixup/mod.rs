@@ -63,6 +63,9 @@ pub struct DiskPartition {
 pub struct TargetNic {
     /// `00:50:56:8a:3c:01`, lower case.
     pub mac: String,
+    /// The interface name this NIC must get (V2P `--mac NAME=MAC`); `None`: it is paired
+    /// in order with the configured names no NIC claims by name.
+    pub name: Option<String>,
 }
 
 /// Everything a fixup may look at.
@@ -158,8 +161,8 @@ pub enum FixupError {
 pub trait GuestFixup: Send + Sync {
     /// Stable short name used in reports and `--json` (`devices`, `initramfs`, …).
     fn id(&self) -> &'static str;
-    /// One line saying what it does.
-    fn description(&self) -> &'static str;
+    /// One line saying what it does for `target`.
+    fn description(&self, target: Target) -> &'static str;
     /// The changes this guest needs. Pure: reads the guest, writes nothing.
     fn plan(&self, ctx: &GuestContext<'_>) -> Result<Plan, FixupError>;
     /// Make the planned changes, keeping backups.
@@ -244,7 +247,7 @@ pub fn run_fixups(
         };
         let notes = fixup.notes(&ctx)?;
         let mut report = match fixup.plan(&ctx)? {
-            Plan::Skip(reason) => skipped(fixup.as_ref(), reason),
+            Plan::Skip(reason) => skipped(fixup.as_ref(), target, reason),
             Plan::Changes(changes) if changes.is_empty() => {
                 // Callers print the reason of a skipped fixup: the notes go there too.
                 let mut reason = "nothing to change".to_string();
@@ -252,7 +255,7 @@ pub fn run_fixups(
                     reason.push_str("; ");
                     reason.push_str(note);
                 }
-                skipped(fixup.as_ref(), reason)
+                skipped(fixup.as_ref(), target, reason)
             }
             Plan::Changes(changes) => {
                 if apply {
@@ -260,7 +263,7 @@ pub fn run_fixups(
                 }
                 FixupReport {
                     id: fixup.id(),
-                    description: fixup.description(),
+                    description: fixup.description(target),
                     outcome: Outcome::Applied,
                     reason: None,
                     changes: changes.iter().map(diff::report).collect(),
@@ -277,10 +280,10 @@ pub fn run_fixups(
     Ok(reports)
 }
 
-fn skipped(fixup: &dyn GuestFixup, reason: String) -> FixupReport {
+fn skipped(fixup: &dyn GuestFixup, target: Target, reason: String) -> FixupReport {
     FixupReport {
         id: fixup.id(),
-        description: fixup.description(),
+        description: fixup.description(target),
         outcome: Outcome::Skipped,
         reason: Some(reason),
         changes: Vec::new(),

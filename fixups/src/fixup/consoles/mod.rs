@@ -71,8 +71,13 @@ impl GuestFixup for Consoles {
         "consoles"
     }
 
-    fn description(&self) -> &'static str {
-        "hvc0/xvc0 consoles moved to ttyS0 in the kernel command line, inittab and getty units"
+    fn description(&self, target: Target) -> &'static str {
+        match target {
+            Target::Kvm => "hvc0/xvc0 consoles moved to ttyS0 in the kernel command line, inittab and getty units",
+            Target::Physical => {
+                "hvc0/xvc0 consoles moved to ttyS0, and console=tty0 added so the screen shows the boot too"
+            }
+        }
     }
 
     fn plan(&self, ctx: &GuestContext<'_>) -> Result<Plan, FixupError> {

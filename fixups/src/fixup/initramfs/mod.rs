@@ -130,8 +130,13 @@ impl GuestFixup for Initramfs {
         "initramfs"
     }
 
-    fn description(&self) -> &'static str {
-        "virtio drivers added to every bootable kernel's initramfs"
+    fn description(&self, target: Target) -> &'static str {
+        match target {
+            Target::Kvm => "virtio drivers added to every bootable kernel's initramfs",
+            Target::Physical => {
+                "storage and NIC drivers of real machines added to every bootable kernel's initramfs"
+            }
+        }
     }
 
     fn plan(&self, ctx: &GuestContext<'_>) -> Result<Plan, FixupError> {

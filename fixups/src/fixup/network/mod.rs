@@ -36,8 +36,12 @@
 //! machine does not have. The pins come from the target NICs alone (`--mac`), paired in
 //! order with the configured names; without any the fixup is skipped, and the machine's
 //! udev names its NICs as it would. `70-persistent-net.rules` pins of the names pinned
-//! anew are cleared as for KVM, since they hold the names for the VM's MACs.
+//! anew are cleared as for KVM, since they hold the names for the VM's MACs. The VM's MAC
+//! written in the configurations of a pinned name becomes the machine's ([`rebind`]).
+//! The notes list `--mac` values left over and, without `--mac`, the configurations
+//! bound to a VM MAC the machine does not have.
 
+mod rebind;
 mod udev;
 
 #[cfg(test)]
@@ -122,8 +126,21 @@ impl GuestFixup for Network {
         "network"
     }
 
-    fn description(&self) -> &'static str {
-        "NIC names pinned to their MACs; stale persistent-net rules cleared"
+    fn description(&self, target: Target) -> &'static str {
+        match target {
+            Target::Kvm => "NIC names pinned to their MACs; stale persistent-net rules cleared",
+            Target::Physical => {
+                "NIC names pinned to the machine's MACs (--mac); the VM's MACs replaced in network configurations"
+            }
+        }
+    }
+
+    fn notes(&self, ctx: &GuestContext<'_>) -> Result<Vec<String>, FixupError> {
+        if ctx.target != Target::Physical {
+            return Ok(Vec::new());
+        }
+        let configured = configured(ctx, &Reader::new(ctx.fs))?;
+        Ok(physical_notes(ctx, &configured, &target_nics(ctx)))
     }
 
     fn plan(&self, ctx: &GuestContext<'_>) -> Result<Plan, FixupError> {
@@ -138,13 +155,12 @@ impl GuestFixup for Network {
             .map(|data| lines(data).filter_map(udev::rule_pin).collect())
             .unwrap_or_default();
         let ferry_pins = ferry_pins(ctx.fs, &r)?;
-        let nics: Vec<String> = ctx
-            .nics
-            .iter()
-            .filter_map(|n| normalize_mac(&n.mac))
-            .collect();
+        let nics = target_nics(ctx);
         let (pins, unpinned) = match ctx.target {
-            Target::Kvm => resolve(&configured, &rule_pins, &ferry_pins, &nics),
+            Target::Kvm => {
+                let macs: Vec<String> = nics.into_iter().map(|(_, mac)| mac).collect();
+                resolve(&configured, &rule_pins, &ferry_pins, &macs)
+            }
             Target::Physical if nics.is_empty() => {
                 return Ok(Plan::Skip(NO_MAC_REASON.to_string()));
             }
@@ -168,6 +184,9 @@ impl GuestFixup for Network {
                 blocked.join("; ")
             )));
         }
+        if ctx.target == Target::Physical {
+            changes.extend(rebind::rebind_changes(ctx, &carried)?);
+        }
         if let Some(before) = persistent {
             let pinned_in = if link_support {
                 format!("{LINK_DIR}/{LINK_PREFIX}*{LINK_SUFFIX}")
@@ -190,6 +209,60 @@ impl GuestFixup for Network {
         }
         Ok(Plan::Changes(changes))
     }
+}
+
+/// The target NICs, MACs normalized, in the order given, with the name each must get.
+fn target_nics(ctx: &GuestContext<'_>) -> Vec<(Option<String>, String)> {
+    ctx.nics
+        .iter()
+        .filter_map(|n| normalize_mac(&n.mac).map(|mac| (n.name.clone(), mac)))
+        .collect()
+}
+
+/// What a V2P run leaves for the user to check: `--mac` values no configured name takes
+/// and, without `--mac`, configurations bound to a MAC only the VM had.
+fn physical_notes(
+    ctx: &GuestContext<'_>,
+    configured: &[Configured],
+    nics: &[(Option<String>, String)],
+) -> Vec<String> {
+    let is_configured = |name: &str| configured.iter().any(|c| c.name == name);
+    let mut notes: Vec<String> = nics
+        .iter()
+        .filter_map(|(name, mac)| match name {
+            Some(name) if !is_configured(name) => Some(format!(
+                "--mac {name}={mac} not used: the guest configures no interface {name}"
+            )),
+            _ => None,
+        })
+        .collect();
+    let claimed = nics
+        .iter()
+        .filter(|(name, _)| name.as_deref().is_some_and(is_configured))
+        .count();
+    notes.extend(
+        nics.iter()
+            .filter(|(name, _)| name.is_none())
+            .skip(configured.len().saturating_sub(claimed))
+            .map(|(_, mac)| {
+                format!("--mac {mac} not used: the guest configures no further interface")
+            }),
+    );
+    if nics.is_empty() {
+        for cfg in &ctx.os.network {
+            if let (Some(name), Some(mac)) = (cfg.interface.as_deref(), cfg.mac.as_deref()) {
+                let note = format!(
+                    "{} configures {name} with the VM's MAC {mac}, which the machine does not \
+                     have: pass --mac to rewrite it",
+                    cfg.file
+                );
+                if !notes.contains(&note) {
+                    notes.push(note);
+                }
+            }
+        }
+    }
+    notes
 }
 
 /// A configured interface and the MAC its configuration gives.
@@ -314,13 +387,21 @@ fn resolve(
     (pins, unpinned)
 }
 
-/// The pins on a physical machine: the configured names paired in order with its MACs.
-/// Names beyond the MACs are left unpinned, and so are MACs beyond the names.
-fn resolve_physical(configured: &[Configured], nics: &[String]) -> (Vec<Pin>, Vec<String>) {
+/// The pins on a physical machine: names given with a MAC (`NAME=MAC`) get it, the other
+/// configured names are paired in order with the MACs given alone. Names beyond the MACs
+/// are left unpinned, and so are MACs beyond the names.
+fn resolve_physical(
+    configured: &[Configured],
+    nics: &[(Option<String>, String)],
+) -> (Vec<Pin>, Vec<String>) {
     let mut pins: Vec<Pin> = Vec::new();
     let mut unpinned = Vec::new();
-    for (i, c) in configured.iter().enumerate() {
-        let Some(mac) = nics.get(i) else {
+    let mut in_order = nics.iter().filter(|(name, _)| name.is_none());
+    for c in configured {
+        let named = nics
+            .iter()
+            .find(|(name, _)| name.as_deref() == Some(c.name.as_str()));
+        let Some((_, mac)) = named.or_else(|| in_order.next()) else {
             unpinned.push(format!("{} (no --mac for it)", c.name));
             continue;
         };

@@ -2,7 +2,9 @@
 //! (`ens192` with `hwaddress`) and Debian on Xen (`eth0`, pinned by
 //! `70-persistent-net.rules`).
 
-use super::super::guestio::testing::{change_at, changes, fix, fix_for, p, plan, plan_for, text};
+use super::super::guestio::testing::{
+    change_at, changes, fix, fix_for, notes_for, p, plan, plan_for, text,
+};
 use super::*;
 use crate::fixup::{apply, Plan};
 use crate::guestfs::memfs::MemFs;
@@ -490,5 +492,131 @@ fn physical_without_link_support_writes_rules_for_the_machine() {
     assert!(
         rules.contains(HOST_MAC) && !rules.contains(XEN_MAC),
         "{rules}"
+    );
+}
+
+/// A RHEL-style guest: ifcfg bound by `HWADDR=`, a NetworkManager profile bound by
+/// `mac-address=`, both to the VM's MACs, and a netplan file matching on a third.
+fn rhel_bound_to_vm_macs() -> MemFs {
+    let fs = debian();
+    fs.add_file(
+        "/etc/sysconfig/network-scripts/ifcfg-ens192",
+        "DEVICE=ens192\nHWADDR=00:50:56:8A:3C:01\nBOOTPROTO=dhcp\nONBOOT=yes\n",
+    )
+    .unwrap();
+    fs.add_file(
+        "/etc/NetworkManager/system-connections/ens224.nmconnection",
+        "[connection]\nid=ens224\ntype=ethernet\ninterface-name=ens224\n\n\
+         [ethernet]\nmac-address=00:50:56:8A:3C:02\n\n[ipv4]\nmethod=auto\n",
+    )
+    .unwrap();
+    fs
+}
+
+#[test]
+fn physical_rewrites_vm_macs_inside_configurations() {
+    let fs = rhel_bound_to_vm_macs();
+    let nics = [format!("ens192={HOST_MAC}"), format!("ens224={HOST_MAC2}")];
+    let nics: Vec<&str> = nics.iter().map(String::as_str).collect();
+    let made = fix_for(&Network, &fs, &nics, Target::Physical);
+    assert_eq!(
+        text(&fs, "/etc/sysconfig/network-scripts/ifcfg-ens192"),
+        "DEVICE=ens192\nHWADDR=3C:EC:EF:12:34:56\nBOOTPROTO=dhcp\nONBOOT=yes\n"
+    );
+    let nm = text(
+        &fs,
+        "/etc/NetworkManager/system-connections/ens224.nmconnection",
+    );
+    assert!(nm.contains("mac-address=3C:EC:EF:12:34:57\n"), "{nm}");
+    change_at(&made, "/etc/systemd/network/10-ferry-ens192.link");
+    change_at(&made, "/etc/systemd/network/10-ferry-ens224.link");
+    assert_eq!(made.len(), 4, "{made:#?}");
+    assert!(notes_for(&Network, &fs, &nics, Target::Physical).is_empty());
+}
+
+#[test]
+fn physical_rewrites_netplan_match_and_ifupdown_hwaddress() {
+    let fs = debian_vmware();
+    fs.add_file(
+        "/etc/netplan/50-cloud.yaml",
+        "network:\n  ethernets:\n    lan:\n      match:\n        macaddress: \"00:50:56:8a:3c:09\"\n      \
+         set-name: lan0\n      dhcp4: true\n",
+    )
+    .unwrap();
+    fix_for(&Network, &fs, &[HOST_MAC, HOST_MAC2], Target::Physical);
+    let interfaces = text(&fs, "/etc/network/interfaces");
+    assert!(
+        interfaces.contains(&format!("hwaddress ether {HOST_MAC}\n")),
+        "{interfaces}"
+    );
+    assert!(!interfaces.contains(VMWARE_MAC), "{interfaces}");
+    let netplan = text(&fs, "/etc/netplan/50-cloud.yaml");
+    assert!(
+        netplan.contains(&format!("macaddress: \"{HOST_MAC2}\"")),
+        "{netplan}"
+    );
+}
+
+#[test]
+fn kvm_runs_never_rewrite_macs_in_configurations() {
+    let fs = rhel_bound_to_vm_macs();
+    fix(&Network, &fs, &[]);
+    assert!(text(&fs, "/etc/sysconfig/network-scripts/ifcfg-ens192").contains("00:50:56:8A:3C:01"));
+}
+
+#[test]
+fn physical_notes_name_unused_macs_and_configurations_left_bound() {
+    let fs = rhel_bound_to_vm_macs();
+    assert_eq!(
+        notes_for(&Network, &fs, &[], Target::Physical),
+        [
+            "/etc/NetworkManager/system-connections/ens224.nmconnection configures ens224 with \
+             the VM's MAC 00:50:56:8a:3c:02, which the machine does not have: pass --mac to \
+             rewrite it",
+            "/etc/sysconfig/network-scripts/ifcfg-ens192 configures ens192 with the VM's MAC \
+             00:50:56:8a:3c:01, which the machine does not have: pass --mac to rewrite it",
+        ]
+    );
+    let extra = "3c:ec:ef:12:34:58";
+    assert_eq!(
+        notes_for(
+            &Network,
+            &fs,
+            &[HOST_MAC, HOST_MAC2, extra],
+            Target::Physical
+        ),
+        [format!(
+            "--mac {extra} not used: the guest configures no further interface"
+        )]
+    );
+    let eth9 = format!("eth9={extra}");
+    let ens192 = format!("ens192={HOST_MAC}");
+    assert_eq!(
+        notes_for(
+            &Network,
+            &fs,
+            &[&eth9, &ens192, HOST_MAC2],
+            Target::Physical
+        ),
+        [format!(
+            "--mac eth9={extra} not used: the guest configures no interface eth9"
+        )]
+    );
+    assert!(notes_for(&Network, &fs, &[], Target::Kvm).is_empty());
+}
+
+#[test]
+fn physical_named_macs_win_and_bare_ones_fill_the_rest_in_order() {
+    let fs = rhel_bound_to_vm_macs();
+    // The guest configures ens224 (NetworkManager) before ens192 (ifcfg).
+    let named = format!("ens192={HOST_MAC}");
+    fix_for(&Network, &fs, &[HOST_MAC2, &named], Target::Physical);
+    assert_eq!(
+        text(&fs, "/etc/systemd/network/10-ferry-ens192.link"),
+        physical_link(HOST_MAC, "ens192", "")
+    );
+    assert_eq!(
+        text(&fs, "/etc/systemd/network/10-ferry-ens224.link"),
+        physical_link(HOST_MAC2, "ens224", "")
     );
 }

@@ -112,8 +112,11 @@ impl GuestFixup for ForeignTools {
         "tools"
     }
 
-    fn description(&self) -> &'static str {
-        "VMware and Xen guest tools and PV-only bits disabled"
+    fn description(&self, target: Target) -> &'static str {
+        match target {
+            Target::Kvm => "VMware and Xen guest tools and PV-only bits disabled",
+            Target::Physical => "VMware, Xen, QEMU and SPICE guest tools disabled",
+        }
     }
 
     fn plan(&self, ctx: &GuestContext<'_>) -> Result<Plan, FixupError> {
