@@ -18,3 +18,4 @@ pub mod layout;
 pub mod p2v;
 pub mod v2p;
 pub mod v2v;
+pub mod wave;

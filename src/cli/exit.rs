@@ -22,6 +22,8 @@ pub enum Exit {
     PreflightFailed = 7,
     /// `ferry migrate`: the move failed or was aborted; the guest runs on the source.
     MigrationFailed = 8,
+    /// `ferry wave`: the wave ended with VMs failed; the report says which and why.
+    WaveIncomplete = 9,
     /// Interrupted (Ctrl-C / SIGINT / SIGTERM); partial output was removed.
     Interrupted = 130,
 }

@@ -12,6 +12,7 @@ pub mod progress;
 mod units;
 mod v2p;
 mod v2v;
+mod wave;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,6 +33,7 @@ EXIT STATUS:
   6  libvirt refused (ferry v2v --define): no daemon, permission, name or UUID exists
   7  ferry migrate: a preflight check failed; nothing was moved
   8  ferry migrate: the move failed; the guest still runs on the source
+  9  ferry wave: some VMs failed (the others are done; run the wave again to retry them)
 130  interrupted; partial output was removed";
 
 /// Set by the Ctrl-C handler; long operations poll it and unwind, removing partial output.
@@ -94,9 +96,70 @@ pub enum Command {
     /// hardware, zero ranges skipped, written disk verified, optional grow
     #[command(name = "v2p", after_help = V2P_HELP)]
     V2p(V2pArgs),
+    /// Move many VMs listed in an inventory, a bounded number at a time, resumable: each
+    /// through the v2v pipeline, with a report of every VM
+    #[command(after_help = WAVE_HELP)]
+    Wave(WaveArgs),
     /// Build a small sample VMware disk and convert it, showing each step
     #[command(after_help = EXIT_CODES)]
     Demo(DemoArgs),
+}
+
+const WAVE_HELP: &str = "\
+INVENTORY (TOML; relative paths are relative to the inventory's folder):
+  [defaults]                     # optional; every key can be set per VM too
+  format = \"qcow2\"               # qcow2 | raw
+  network = \"network:default\"    # network:NAME | bridge:NAME | user
+  network_map = [\"VM Network=bridge:br0\"]
+  fixups = true                  # verify = true
+  define = false                 # start = false (implies define)
+  connect = \"qemu:///system\"     # pool = \"default\", virt_type = \"kvm\"
+
+  [[vm]]
+  source = \"web01/web01.vmx\"     # .vmx, .ovf, .ova, xl.cfg, libvirt XML, or a disk list
+  name = \"web01\"                 # optional; also the VM's key in the resume state
+
+RESUMING: every VM that ends is recorded in OUT/wave-state.json (atomically). Running the
+same inventory again skips the VMs done and retries the others; a VM that was running when
+the wave was killed runs again from the start, and the temporary files it left are removed.
+OUT/wave.lock keeps a second wave out of the folder. OUT/wave-report.json lists every VM:
+done, skipped (done before), failed (with its error), interrupted, not run.
+
+EXAMPLES:
+  ferry wave --dry-run wave1.toml --out /var/lib/libvirt/images/wave1
+  ferry wave wave1.toml --out /var/lib/libvirt/images/wave1 --parallel 4
+  ferry wave wave1.toml --out wave1 --json > wave1.json
+
+EXIT STATUS:
+  0  every VM is done (now or before), or planned (--dry-run)
+  1  the inventory or the wave state is unreadable or invalid
+  2  usage error
+  3  the output folder cannot be created, is in use by another wave, or the state cannot
+     be written
+  9  some VMs failed; the others are done (run again to retry the failed ones)
+130  interrupted: VMs running were stopped and cleaned up; run again to resume";
+
+#[derive(Debug, Args)]
+pub struct WaveArgs {
+    /// The inventory: a TOML file with [[vm]] tables (see below)
+    #[arg(value_name = "INVENTORY")]
+    pub inventory: PathBuf,
+    /// Folder receiving every VM's disks, NAME.xml and NAME.report.json, and the wave's
+    /// state and report (created if missing)
+    #[arg(short = 'o', long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// VMs moved at once
+    #[arg(short = 'p', long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub parallel: u16,
+    /// Copy threads shared by the VMs running at once (default: all cores)
+    #[arg(short = 'j', long)]
+    pub jobs: Option<usize>,
+    /// Plan every VM not done yet (description, disks, bytes to copy); write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the wave report as JSON on stdout instead of text
+    #[arg(long)]
+    pub json: bool,
 }
 
 const CONVERT_HELP: &str = "\
@@ -682,6 +745,7 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Migrate(args) => migrate::run(&args),
         Command::P2v(args) => p2v::run(&args),
         Command::V2p(args) => v2p::run(&args),
+        Command::Wave(args) => wave::run(&args),
         Command::Demo(args) => demo::run(&args),
     }
 }

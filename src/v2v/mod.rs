@@ -27,7 +27,8 @@ use fixups::fixup::{Target, TargetNic};
 
 use crate::guest::{fix_in_overlay, FixupDiskError, FixupOptions};
 pub use plan::{plan, Plan, PlannedDisk};
-use publish::{write_staged, Written};
+pub(crate) use publish::write_staged;
+use publish::Written;
 pub use report::{DiskReport, FixupSummary, GuestCaps, LibvirtReport, StageTime, V2vReport};
 use source::{open_disk, resolve};
 

@@ -23,4 +23,5 @@ mod tiny_guest;
 mod util;
 mod v2p;
 mod v2v;
+mod wave;
 mod xfs_guest;
