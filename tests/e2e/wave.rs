@@ -4,7 +4,7 @@
 //! resumes and leaves no temporary files; bad inventories and a folder in use are refused.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::util::*;
@@ -235,4 +235,67 @@ fn wave_refuses_bad_inventories_and_a_folder_in_use() {
     // Once free, the same wave runs (and fails on the missing export, as a VM).
     let out = run_ferry(["wave", p(&good), "--out", p(&busy)]);
     assert_eq!(out.status.code(), Some(9), "{}", stderr(&out));
+}
+
+#[test]
+fn wave_defines_its_vms_in_libvirt_and_reports_a_refused_one() {
+    let Some(d) = crate::libvirtd::local_libvirtd() else {
+        return;
+    };
+    let dir = tmpdir();
+    let dir = dir.path();
+    let names: Vec<String> = ["a", "b"]
+        .iter()
+        .map(|s| crate::tiny_guest::unique_name(&format!("wave-{s}")))
+        .collect();
+    let _guards: Vec<_> = names
+        .iter()
+        .map(|n| crate::tiny_guest::DomainGuard::new(n, &[d]))
+        .collect();
+    let mut raws = Vec::new();
+    let mut text = format!(
+        "[defaults]\nfixups = false\ndefine = true\nconnect = \"{}\"\n",
+        d.uri
+    );
+    for name in &names {
+        let (raw, _) = export(dir, name, 16 << 20, &[(0, 1 << 20)]);
+        raws.push(raw);
+        text.push_str(&format!(
+            "\n[[vm]]\nsource = \"{name}.vmdk\"\nname = \"{name}\"\n"
+        ));
+    }
+    let inventory = dir.join("defined.toml");
+    std::fs::write(&inventory, &text).expect("inventory");
+    let out = dir.join("out");
+    let run = run_ferry(["wave", p(&inventory), "--out", p(&out), "--json"]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    for (name, raw) in names.iter().zip(&raws) {
+        let blk = run_ok(Command::new("virsh").args(["-c", &d.uri, "domblklist", name]));
+        let disk = out.join(format!("{name}-disk1.qcow2"));
+        assert!(stdout(&blk).contains(p(&disk)), "{}", stdout(&blk));
+        assert_qemu_identical(raw, "raw", &disk, "qcow2");
+    }
+
+    // The same names again, into another folder: libvirt already has them, so each VM
+    // fails on its own with libvirt's reason, and nothing is replaced.
+    let again = run_ferry([
+        "wave",
+        p(&inventory),
+        "--out",
+        p(&dir.join("out2")),
+        "--json",
+    ]);
+    assert_eq!(again.status.code(), Some(9), "{}", stderr(&again));
+    let report = json_of(&again);
+    assert_eq!(report["failed"], 2, "{report:#}");
+    for name in &names {
+        let vm = status_of(&report, name);
+        assert_eq!(vm["error_kind"], "libvirt", "{vm:#}");
+        assert!(
+            vm["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("already defined")),
+            "{vm:#}"
+        );
+    }
 }
