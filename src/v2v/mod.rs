@@ -26,7 +26,7 @@ use domain::{ConvertedDisk, DomainOptions, NetTarget, VirtType};
 use fixups::fixup::{Target, TargetNic};
 
 use crate::guest::{fix_in_overlay, FixupDiskError, FixupOptions};
-pub use plan::{plan, Plan, PlannedDisk};
+pub use plan::{domain_name, plan, Plan, PlannedDisk};
 pub(crate) use publish::write_staged;
 use publish::Written;
 pub use report::{DiskReport, FixupSummary, GuestCaps, LibvirtReport, StageTime, V2vReport};

@@ -30,6 +30,12 @@ pub struct Plan {
     pub bytes_to_copy: u64,
 }
 
+/// The domain name a move of `resolved` takes: `--name`, else the source VM's name, made
+/// safe for libvirt and file names.
+pub fn domain_name(resolved: &Resolved, opts: &V2vOptions) -> String {
+    domain::sanitize_name(opts.name.as_deref().unwrap_or(&resolved.description.name))
+}
+
 /// Plans the move; `disk_dir` is `--out` or the storage pool's folder.
 pub fn plan(
     resolved: &Resolved,
@@ -37,7 +43,7 @@ pub fn plan(
     opts: &V2vOptions,
     disk_dir: &Path,
 ) -> Result<Plan, V2vError> {
-    let name = domain::sanitize_name(opts.name.as_deref().unwrap_or(&resolved.description.name));
+    let name = domain_name(resolved, opts);
     let mut disks = Vec::new();
     for (i, (loc, disk)) in resolved.disks.iter().zip(opened).enumerate() {
         let allocated = converters::source::allocated_bytes(disk.as_ref())

@@ -1,6 +1,7 @@
 //! Running a wave: the VMs not done yet, `parallel` at a time, each through the whole
 //! `ferry v2v` pipeline, the state recorded after each.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -172,6 +173,13 @@ pub fn run(
     let workers = opts.parallel.clamp(1, pending.len().max(1));
     let jobs_per_vm = (opts.jobs / workers).max(1);
 
+    // Names of VMs done before are taken: their outputs are in the folder.
+    let names: HashMap<String, String> = state
+        .vms
+        .iter()
+        .filter(|(_, r)| r.status == RecordStatus::Done)
+        .filter_map(|(id, r)| r.name.clone().map(|n| (n, id.clone())))
+        .collect();
     let shared = Shared {
         inventory,
         opts,
@@ -179,6 +187,7 @@ pub fn run(
         jobs_per_vm,
         pending: &pending,
         next: AtomicUsize::new(0),
+        names: Mutex::new(names),
         state: Mutex::new(state),
         results: Mutex::new(Vec::new()),
         state_error: Mutex::new(None),
@@ -235,6 +244,9 @@ struct Shared<'a> {
     /// Indices into the inventory of the VMs to run, in order.
     pending: &'a [usize],
     next: AtomicUsize,
+    /// Domain name → id of the VM that has it. Two VMs of a wave that would take one
+    /// name (two exports of a VM called "web01") must not write the same files.
+    names: Mutex<HashMap<String, String>>,
     state: Mutex<WaveState>,
     results: Mutex<Vec<(usize, VmOutcome)>>,
     /// The first failure to record the state: the wave stops starting VMs, since a run
@@ -279,7 +291,11 @@ impl Shared<'_> {
         opts.dry_run = self.opts.dry_run;
         opts.cancel.clone_from(&self.opts.cancel);
         let bar = self.progress.vm_started(vm);
-        let result = v2v::run(&vm.sources, &opts, bar.as_ref());
+        let result = v2v::prepare(&vm.sources).and_then(|prepared| {
+            let name = v2v::domain_name(&prepared.resolved, &opts);
+            self.claim(&name, &vm.id)?;
+            v2v::run_prepared(prepared, &vm.sources, started, &opts, bar.as_ref())
+        });
         drop(bar);
         let mut outcome = VmOutcome {
             id: vm.id.clone(),
@@ -315,6 +331,23 @@ impl Shared<'_> {
             }
         }
         outcome
+    }
+
+    /// Gives `name` to the VM `id`, unless another VM of the wave has it.
+    fn claim(&self, name: &str, id: &str) -> Result<(), V2vError> {
+        let Ok(mut names) = self.names.lock() else {
+            return Ok(());
+        };
+        match names.get(name) {
+            Some(owner) if owner != id => Err(V2vError::Usage(format!(
+                "the domain name '{name}' is taken by '{owner}' in this wave; give one of \
+                 them another name"
+            ))),
+            _ => {
+                names.insert(name.to_string(), id.to_string());
+                Ok(())
+            }
+        }
     }
 
     /// Records a VM that ended (done or failed; an interrupted one is just not done).

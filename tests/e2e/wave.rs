@@ -299,3 +299,58 @@ fn wave_defines_its_vms_in_libvirt_and_reports_a_refused_one() {
         );
     }
 }
+
+#[test]
+fn two_vms_that_would_take_one_name_do_not_share_files() {
+    if !have_tool("qemu-img") {
+        return;
+    }
+    let dir = tmpdir();
+    let d = dir.path();
+    let mut raws = Vec::new();
+    for site in ["dc1", "dc2"] {
+        std::fs::create_dir(d.join(site)).expect("mkdir");
+        // Both exports are called web01: a VM's name comes from its disk.
+        let (raw, _) = export(&d.join(site), "web01", 8 << 20, &[(0, 1 << 20)]);
+        raws.push(raw);
+    }
+    let inventory = d.join("wave.toml");
+    std::fs::write(
+        &inventory,
+        "[defaults]\nfixups = false\n\n[[vm]]\nsource = \"dc1/web01.vmdk\"\n\n\
+         [[vm]]\nsource = \"dc2/web01.vmdk\"\n",
+    )
+    .expect("inventory");
+    let out = d.join("out");
+    let run = run_ferry(["wave", p(&inventory), "--out", p(&out), "--json"]);
+    assert_eq!(run.status.code(), Some(9), "{}", stderr(&run));
+    let report = json_of(&run);
+    assert_eq!(
+        (report["done"].as_u64(), report["failed"].as_u64()),
+        (Some(1), Some(1))
+    );
+    let failed = report["vms"]
+        .as_array()
+        .expect("vms")
+        .iter()
+        .find(|v| v["status"] == "failed")
+        .expect("a failed VM");
+    assert!(
+        failed["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("is taken by")),
+        "{failed:#}"
+    );
+    let winner = report["vms"]
+        .as_array()
+        .expect("vms")
+        .iter()
+        .position(|v| v["status"] == "done")
+        .expect("a done VM");
+    assert_qemu_identical(
+        &raws[winner],
+        "raw",
+        &out.join("web01-disk1.qcow2"),
+        "qcow2",
+    );
+}
