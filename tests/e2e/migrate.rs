@@ -529,6 +529,148 @@ fn destination_daemon_killed_mid_move_leaves_the_guest_on_the_source() {
     assert_ticks_continue(&log, before);
 }
 
+/// iptables rules that black-hole TCP to and from some local ports (no RST: packets just
+/// vanish, as on a cut link); removed however the test ends.
+struct LinkCut {
+    rules: Vec<Vec<String>>,
+}
+
+impl LinkCut {
+    fn ports(ports: &[u16]) -> LinkCut {
+        let mut rules = Vec::new();
+        for port in ports {
+            for (chain, dir) in [("INPUT", "--dport"), ("OUTPUT", "--sport")] {
+                rules.push(
+                    [
+                        "-p",
+                        "tcp",
+                        "-d",
+                        "127.0.0.1",
+                        dir,
+                        &port.to_string(),
+                        "-j",
+                        "DROP",
+                    ]
+                    .iter()
+                    .map(|s| (*s).to_string())
+                    .collect::<Vec<_>>(),
+                );
+                let rule = rules.last().expect("rule");
+                let out = std::process::Command::new("iptables")
+                    .args(["-I", chain])
+                    .args(rule)
+                    .output()
+                    .expect("run iptables");
+                assert!(out.status.success(), "iptables: {}", stderr(&out));
+                rules.last_mut().expect("rule").insert(0, chain.to_string());
+            }
+        }
+        LinkCut { rules }
+    }
+}
+
+impl Drop for LinkCut {
+    fn drop(&mut self) {
+        for rule in &self.rules {
+            let _ = std::process::Command::new("iptables")
+                .arg("-D")
+                .args(rule)
+                .output();
+        }
+    }
+}
+
+#[test]
+fn link_cut_mid_move_leaves_the_guest_on_the_source() {
+    let Some(src) = prerequisites() else {
+        return;
+    };
+    if !have_tool("iptables") {
+        return;
+    }
+    let dest = match crate::libvirtd::start_instance_with(
+        "cut-dest",
+        &crate::libvirtd::InstanceOptions {
+            hostname: Some("ferry-cut-host".into()),
+            tcp: true,
+        },
+    ) {
+        Ok(d) => d,
+        Err(e) => panic!("link-cut destination: {e}"),
+    };
+    struct Stop<'a>(&'a LocalLibvirtd);
+    impl Drop for Stop<'_> {
+        fn drop(&mut self) {
+            self.0.stop();
+        }
+    }
+    let _stop = Stop(&dest);
+    let dir = tmpdir();
+    let spec = dirtying_spec("cut");
+    let _guard = DomainGuard::new(&spec.name, &[src]);
+    let log = running_guest(src, &spec, dir.path());
+    let before = *ticks(&log).last().expect("ticks");
+    // A migration port of its own, so cutting it disturbs no other test's move.
+    let migration_port = 49_400 + (std::process::id() % 100) as u16;
+    let migrate_uri = format!("tcp://127.0.0.1:{migration_port}");
+    let mut child = ferry()
+        .args([
+            "migrate",
+            "--json",
+            "--connect",
+            &src.uri,
+            "--to",
+            &dest.uri,
+        ])
+        .args([
+            "--migrate-uri",
+            &migrate_uri,
+            "--bandwidth",
+            "4",
+            "--timeout",
+            "120",
+        ])
+        .arg(&spec.name)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn ferry migrate");
+    std::thread::sleep(Duration::from_secs(6));
+    let cut = LinkCut::ports(&[dest.port, migration_port]);
+    let started = Instant::now();
+    let deadline = Duration::from_secs(100);
+    while child.try_wait().expect("wait").is_none() {
+        if started.elapsed() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("reap");
+            panic!(
+                "ferry still waiting {deadline:?} after the link was cut:\n{}",
+                stderr(&out)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let out = child.wait_with_output().expect("reap");
+    let noticed = started.elapsed();
+    drop(cut);
+    assert_eq!(
+        out.status.code(),
+        Some(8),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let err = stderr(&out);
+    assert!(err.contains("still running on the source"), "{err}");
+    assert!(err.contains("stopped answering"), "{err}");
+    assert!(noticed < Duration::from_secs(60), "took {noticed:?}: {err}");
+    assert_eq!(
+        domstate(&src.socket_uri, &spec.name).as_deref(),
+        Some("running")
+    );
+    assert_ticks_continue(&log, before);
+}
+
 /// One move of a fresh tiny guest: wall time and libvirt's completed-job downtime.
 fn timed_move(
     src: &LocalLibvirtd,

@@ -9,8 +9,19 @@
 //! with), so both threads use the same handles, and the caller's `on_event`, which need
 //! not be `Send`, only ever runs on the calling thread. A failed move is reported by
 //! where it left the guest, because that is what the user must act on next.
+//!
+//! A cut link (packets dropped, no reset) blocks any call on the destination's
+//! connection for as long as TCP retries — many minutes. So the destination is probed
+//! from a thread of its own, and the watch counts its silence rather than waiting on it;
+//! and once ferry has cancelled a move because the destination went silent, it stops
+//! waiting for the migrate call (whose last step talks to the destination) as soon as
+//! the source has ended the job, and reports where the guest is. Both threads are
+//! detached, holding their own handles (clones are reference counts), so a call that
+//! never returns cannot hold up the command; it ends with the process.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -32,6 +43,12 @@ use crate::{Connection, DomainState};
 const POLL: Duration = Duration::from_millis(250);
 /// How often the destination daemon is asked whether it is still there.
 const DEST_PROBE: Duration = Duration::from_secs(1);
+/// A destination that has not answered a probe for this long is gone (a cut link makes
+/// calls hang rather than fail).
+const DEST_SILENCE: Duration = Duration::from_secs(10);
+/// After cancelling a move whose destination went silent, how long the migrate call may
+/// take to notice once the source job has ended.
+const ABANDON_AFTER: Duration = Duration::from_secs(5);
 
 /// How a move went, for people and for `--json`.
 #[derive(Debug, Clone, Serialize)]
@@ -186,6 +203,11 @@ impl Run<'_> {
         )));
 
         let result = self.watch(&dom, flags, params, started, on_event);
+        let result = match result {
+            Err(WatchError::Abandoned) => return Err(self.abandoned_error()),
+            Err(WatchError::Virt(e)) => Err(e),
+            Ok(()) => Ok(()),
+        };
         match result {
             Ok(()) => {
                 on_event(&MigrationEvent::Phase(
@@ -207,67 +229,81 @@ impl Run<'_> {
         params: MigrateParameters,
         started: Instant,
         on_event: &mut dyn FnMut(&MigrationEvent),
-    ) -> Result<(), VirtError> {
+    ) -> Result<(), WatchError> {
         let req = self.req;
-        let dest = self.dest;
         let mut policy = Policy::new(req);
         let mut job_seen = false;
         let mut dest_gone = false;
-        let mut last_probe = Instant::now();
-        thread::scope(|s| {
-            let (tx, rx) = mpsc::channel();
-            s.spawn(move || {
-                let r = start_migration(dom, dest, req, params, flags);
-                // The receiver only goes away if the watcher panicked; nothing to tell.
-                let _ = tx.send(r);
-            });
-            loop {
-                match rx.recv_timeout(POLL) {
-                    Ok(r) => return r,
-                    // The worker panicked; the scope re-raises that panic when it ends.
-                    Err(RecvTimeoutError::Disconnected) => {
-                        return Err(VirtError::last_error());
-                    }
-                    Err(RecvTimeoutError::Timeout) => {}
+        // Whether ferry cancelled the move because the destination went silent, and
+        // since when the source job has been seen gone after that.
+        let mut cancelled_for_silence = false;
+        let mut job_gone_since: Option<Instant> = None;
+        let (tx, rx) = mpsc::channel();
+        let target = if is_peer_to_peer(req) {
+            Target::PeerToPeer(req.dest_uri.clone())
+        } else {
+            Target::Direct(self.dest.conn.clone())
+        };
+        let worker_dom = dom.clone();
+        thread::spawn(move || {
+            let r = start_migration(&worker_dom, &target, params, flags);
+            // The receiver is gone when ferry stopped waiting; nothing to tell.
+            let _ = tx.send(r);
+        });
+        let probe = DestProbe::start(self.dest.conn.clone());
+        loop {
+            match rx.recv_timeout(POLL) {
+                Ok(r) => return r.map_err(WatchError::Virt),
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(WatchError::Virt(VirtError::last_error()));
                 }
-                let sample = self.sample(dom);
-                if let Some(p) = &sample {
-                    if !job_seen {
-                        job_seen = true;
-                        on_event(&MigrationEvent::Phase("migration job running".into()));
-                    }
-                    self.report.auto_converge_throttle = p
-                        .auto_converge_throttle
-                        .or(self.report.auto_converge_throttle);
-                    self.report.iterations = Some(p.iteration).filter(|&i| i > 0);
-                    on_event(&MigrationEvent::Progress(p.clone()));
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+            let sample = self.sample(dom);
+            if let Some(p) = &sample {
+                if !job_seen {
+                    job_seen = true;
+                    on_event(&MigrationEvent::Phase("migration job running".into()));
                 }
-                if let Some(d) = policy.observe(sample.as_ref(), started.elapsed()) {
-                    self.escalate(dom, d, &mut policy, on_event);
+                self.report.auto_converge_throttle = p
+                    .auto_converge_throttle
+                    .or(self.report.auto_converge_throttle);
+                self.report.iterations = Some(p.iteration).filter(|&i| i > 0);
+                on_event(&MigrationEvent::Progress(p.clone()));
+            }
+            if cancelled_for_silence {
+                // The source ended the job; the migrate call now waits on the silent
+                // destination for its last step. The guest's fate is decided: stop.
+                let since = *job_gone_since.get_or_insert_with(Instant::now);
+                if sample.is_some() {
+                    job_gone_since = None;
+                } else if since.elapsed() >= ABANDON_AFTER {
+                    return Err(WatchError::Abandoned);
                 }
-                // QEMU streams memory straight to the destination QEMU, so a destination
-                // daemon that died (or became unreachable) is only noticed at the final
-                // handshake — possibly after an endless pre-copy. Before post-copy the
-                // guest is still whole on the source: cancel and keep it there.
-                if !dest_gone && !self.postcopy_started && last_probe.elapsed() >= DEST_PROBE {
-                    last_probe = Instant::now();
-                    if let Err(e) = self.dest.conn.get_lib_version() {
-                        dest_gone = true;
-                        let why = format!(
-                            "the destination daemon at {} stopped answering ({})",
-                            self.dest.uri(),
-                            crate::error::one_line(e.message())
-                        );
-                        let decision = Decision {
-                            to: Escalation::Abort,
-                            why,
-                            on_timeout: false,
-                        };
-                        self.escalate(dom, decision, &mut policy, on_event);
-                    }
+                continue;
+            }
+            if let Some(d) = policy.observe(sample.as_ref(), started.elapsed()) {
+                self.escalate(dom, d, &mut policy, on_event);
+            }
+            // QEMU streams memory straight to the destination QEMU, so a destination
+            // daemon that died (or became unreachable) is only noticed at the final
+            // handshake — possibly after an endless pre-copy. Before post-copy the
+            // guest is still whole on the source: cancel and keep it there.
+            if !dest_gone && !self.postcopy_started {
+                if let Some(why) = probe.gone(self.dest.uri()) {
+                    dest_gone = true;
+                    let decision = Decision {
+                        to: Escalation::Abort,
+                        why,
+                        on_timeout: false,
+                    };
+                    self.escalate(dom, decision, &mut policy, on_event);
+                    // Even when the cancel lost a race with the job ending, the last
+                    // step of the migrate call talks to the silent destination.
+                    cancelled_for_silence = true;
                 }
             }
-        })
+        }
     }
 
     /// The current job statistics as progress, `None` when there is no job (not yet
@@ -418,6 +454,27 @@ impl Run<'_> {
         append_detail(err, &words)
     }
 
+    /// The failure of a move ferry stopped waiting for: cancelled because the destination
+    /// went silent, the source job over, the migrate call still blocked on the
+    /// destination.
+    fn abandoned_error(&mut self) -> ConnError {
+        let why = self
+            .aborted_because
+            .clone()
+            .unwrap_or_else(|| "the destination stopped answering".into());
+        let (running, words) = self.source_running();
+        self.report.source_still_running = running;
+        ConnError::Libvirt {
+            uri: self.src.uri().to_string(),
+            op: "migrate domain",
+            detail: format!(
+                "'{}' to {}: ferry cancelled the move ({why}); the source ended the job; {words}",
+                self.req.domain,
+                self.dest.uri()
+            ),
+        }
+    }
+
     /// The move's own failure as one line naming both URIs, blamed on the daemon that
     /// is gone when the class is "no daemon" (the source daemon forwards the
     /// destination's connection errors in peer-to-peer moves, and they look alike).
@@ -450,19 +507,101 @@ impl Run<'_> {
     }
 }
 
+/// How the worker reaches the destination.
+enum Target {
+    /// The source daemon connects to the destination itself, by this URI.
+    PeerToPeer(String),
+    /// This client drives both daemons.
+    Direct(virt::connect::Connect),
+}
+
 fn start_migration(
     dom: &Domain,
-    dest: &Connection,
-    req: &MigrateRequest,
+    target: &Target,
     params: MigrateParameters,
     flags: u32,
 ) -> Result<(), VirtError> {
-    if is_peer_to_peer(req) {
-        // The source daemon connects to the destination itself, by this URI.
-        dom.migrate_to_uri3(Some(&req.dest_uri), params, flags)
-    } else {
-        // This client drives both daemons; the returned destination handle is not needed.
-        dom.migrate3(&dest.conn, params, flags).map(drop)
+    match target {
+        Target::PeerToPeer(uri) => dom.migrate_to_uri3(Some(uri), params, flags),
+        // The returned destination handle is not needed.
+        Target::Direct(dest) => dom.migrate3(dest, params, flags).map(drop),
+    }
+}
+
+/// Why watching a move ended without the move's own result.
+enum WatchError {
+    Virt(VirtError),
+    /// The destination went silent, ferry cancelled the move, the source ended the job,
+    /// and the migrate call is still waiting on the destination.
+    Abandoned,
+}
+
+/// What the destination probe thread last learnt.
+#[derive(Default)]
+struct ProbeState {
+    last_answer: Option<Instant>,
+    error: Option<String>,
+}
+
+/// Asks the destination daemon for its version every [`DEST_PROBE`] on a detached
+/// thread, so a hanging call never blocks the watch; stops when dropped.
+struct DestProbe {
+    state: Arc<Mutex<ProbeState>>,
+    started: Instant,
+    stop: Arc<AtomicBool>,
+}
+
+impl DestProbe {
+    fn start(conn: virt::connect::Connect) -> DestProbe {
+        let state = Arc::new(Mutex::new(ProbeState::default()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (thread_state, thread_stop) = (state.clone(), stop.clone());
+        thread::spawn(move || {
+            while !thread_stop.load(Ordering::SeqCst) {
+                let answer = conn.get_lib_version();
+                let Ok(mut s) = thread_state.lock() else {
+                    return;
+                };
+                match answer {
+                    Ok(_) => s.last_answer = Some(Instant::now()),
+                    Err(e) => {
+                        s.error = Some(crate::error::one_line(e.message()));
+                        return;
+                    }
+                }
+                drop(s);
+                thread::sleep(DEST_PROBE);
+            }
+        });
+        DestProbe {
+            state,
+            started: Instant::now(),
+            stop,
+        }
+    }
+
+    /// Why the destination counts as gone: an error, or silence for [`DEST_SILENCE`].
+    fn gone(&self, uri: &str) -> Option<String> {
+        let s = self.state.lock().ok()?;
+        if let Some(e) = &s.error {
+            return Some(format!(
+                "the destination daemon at {uri} stopped answering ({e})"
+            ));
+        }
+        let silent_for = s.last_answer.unwrap_or(self.started).elapsed();
+        (silent_for >= DEST_SILENCE).then(|| {
+            format!(
+                "the destination daemon at {uri} stopped answering (no reply for {} s: \
+                 the link to it is down or it hangs)",
+                silent_for.as_secs()
+            )
+        })
+    }
+}
+
+impl Drop for DestProbe {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
     }
 }
 
