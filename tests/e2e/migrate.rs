@@ -456,46 +456,71 @@ fn postcopy_finishes_what_precopy_cannot() {
     t.assert_still_ticking();
 }
 
+/// A destination daemon of the test's own (a fault injected into the shared one would
+/// break other tests' moves), stopped when dropped.
+struct PrivateDest(LocalLibvirtd);
+
+impl Drop for PrivateDest {
+    fn drop(&mut self) {
+        self.0.stop();
+    }
+}
+
+/// What a fault test starts from: a private destination and a dirtying guest ticking on
+/// the source (its serial log and last tick). Fields drop in order: guest, then daemon.
+struct FaultRig {
+    spec: TinySpec,
+    _guard: DomainGuard,
+    log: PathBuf,
+    before: u64,
+    _dir: tempfile::TempDir,
+    dest: PrivateDest,
+}
+
+impl FaultRig {
+    fn start(src: &LocalLibvirtd, what: &str) -> FaultRig {
+        let dest = match crate::libvirtd::start_instance_with(
+            &format!("{what}-dest"),
+            &crate::libvirtd::InstanceOptions {
+                hostname: Some(format!("ferry-{what}-host")),
+                tcp: true,
+            },
+        ) {
+            Ok(d) => PrivateDest(d),
+            Err(e) => panic!("{what} destination: {e}"),
+        };
+        let dir = tmpdir();
+        let spec = dirtying_spec(what);
+        let guard = DomainGuard::new(&spec.name, &[src]);
+        let log = running_guest(src, &spec, dir.path());
+        let before = *ticks(&log).last().expect("ticks");
+        FaultRig {
+            spec,
+            _guard: guard,
+            log,
+            before,
+            _dir: dir,
+            dest,
+        }
+    }
+}
+
 #[test]
 fn destination_daemon_killed_mid_move_leaves_the_guest_on_the_source() {
     let Some(src) = prerequisites() else {
         return;
     };
-    // A private destination: killing the shared one would break parallel tests.
-    let dest = match crate::libvirtd::start_instance_with(
-        "fault-dest",
-        &crate::libvirtd::InstanceOptions {
-            hostname: Some("ferry-fault-host".into()),
-            tcp: true,
-        },
-    ) {
-        Ok(d) => d,
-        Err(e) => panic!("fault destination: {e}"),
-    };
-    struct Stop<'a>(&'a LocalLibvirtd);
-    impl Drop for Stop<'_> {
-        fn drop(&mut self) {
-            self.0.stop();
-        }
-    }
-    let _stop = Stop(&dest);
-    let dir = tmpdir();
-    let spec = dirtying_spec("fault");
-    let _guard = DomainGuard::new(&spec.name, &[src]);
-    let log = running_guest(src, &spec, dir.path());
-    let before = *ticks(&log).last().expect("ticks");
-    let killer = {
-        let dest = &dest;
-        move || {
-            std::thread::sleep(Duration::from_secs(6));
-            dest.kill_daemon();
-        }
+    let f = FaultRig::start(src, "fault");
+    let (dest, spec, log, before) = (&f.dest.0, &f.spec, &f.log, f.before);
+    let killer = move || {
+        std::thread::sleep(Duration::from_secs(6));
+        dest.kill_daemon();
     };
     let out = std::thread::scope(|s| {
         s.spawn(killer);
         ferry_migrate(
             src,
-            &dest,
+            dest,
             &spec.name,
             &[
                 "--migrate-uri",
@@ -526,7 +551,7 @@ fn destination_daemon_killed_mid_move_leaves_the_guest_on_the_source() {
         domstate(&src.socket_uri, &spec.name).as_deref(),
         Some("running")
     );
-    assert_ticks_continue(&log, before);
+    assert_ticks_continue(log, before);
 }
 
 /// iptables rules that black-hole TCP to and from some local ports (no RST: packets just
@@ -588,28 +613,8 @@ fn link_cut_mid_move_leaves_the_guest_on_the_source() {
     if !have_tool("iptables") {
         return;
     }
-    let dest = match crate::libvirtd::start_instance_with(
-        "cut-dest",
-        &crate::libvirtd::InstanceOptions {
-            hostname: Some("ferry-cut-host".into()),
-            tcp: true,
-        },
-    ) {
-        Ok(d) => d,
-        Err(e) => panic!("link-cut destination: {e}"),
-    };
-    struct Stop<'a>(&'a LocalLibvirtd);
-    impl Drop for Stop<'_> {
-        fn drop(&mut self) {
-            self.0.stop();
-        }
-    }
-    let _stop = Stop(&dest);
-    let dir = tmpdir();
-    let spec = dirtying_spec("cut");
-    let _guard = DomainGuard::new(&spec.name, &[src]);
-    let log = running_guest(src, &spec, dir.path());
-    let before = *ticks(&log).last().expect("ticks");
+    let f = FaultRig::start(src, "cut");
+    let (dest, spec, log, before) = (&f.dest.0, &f.spec, &f.log, f.before);
     // A migration port of its own, so cutting it disturbs no other test's move.
     let migration_port = 49_400 + (std::process::id() % 100) as u16;
     let migrate_uri = format!("tcp://127.0.0.1:{migration_port}");
@@ -668,7 +673,7 @@ fn link_cut_mid_move_leaves_the_guest_on_the_source() {
         domstate(&src.socket_uri, &spec.name).as_deref(),
         Some("running")
     );
-    assert_ticks_continue(&log, before);
+    assert_ticks_continue(log, before);
 }
 
 /// One move of a fresh tiny guest: wall time and libvirt's completed-job downtime.
