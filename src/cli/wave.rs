@@ -49,16 +49,16 @@ pub fn run(args: &WaveArgs) -> CliResult {
         ));
     }
     if report.failed > 0 {
-        return Err(Failure::new(
-            Exit::WaveIncomplete,
-            anyhow::anyhow!(
-                "{}: {} of {} VMs failed (see {}); run the wave again to retry them",
-                args.inventory.display(),
-                report.failed,
-                report.vms.len(),
+        let (inv, failed, all) = (args.inventory.display(), report.failed, report.vms.len());
+        let message = if args.dry_run {
+            format!("{inv}: {failed} of {all} VMs cannot move (the plan above says why)")
+        } else {
+            format!(
+                "{inv}: {failed} of {all} VMs failed (see {}); run the wave again to retry them",
                 args.out.join(wave::REPORT_FILE).display()
-            ),
-        ));
+            )
+        };
+        return Err(Failure::new(Exit::WaveIncomplete, anyhow::anyhow!(message)));
     }
     Ok(())
 }
