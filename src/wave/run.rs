@@ -161,9 +161,7 @@ pub fn run(
         .iter()
         .map(|vm| {
             state
-                .vms
-                .get(&vm.id)
-                .filter(|r| r.status == RecordStatus::Done)
+                .done_record(&vm.id, &shown(&vm.sources))
                 .map(|r| skipped(vm, r))
         })
         .collect();
@@ -360,6 +358,7 @@ impl Shared<'_> {
         let record = VmRecord {
             status,
             name: outcome.name.clone(),
+            sources: outcome.sources.clone(),
             report: outcome.report.clone(),
             bytes_copied: outcome.bytes_to_copy,
             seconds: outcome.seconds,

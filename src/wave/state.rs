@@ -21,6 +21,10 @@ pub struct VmRecord {
     pub status: RecordStatus,
     /// The domain name the move used (known once its description was read).
     pub name: Option<String>,
+    /// The sources it was moved from, as the wave named them: a VM of the same id from
+    /// other sources (another inventory run into the same folder) is not this one.
+    #[serde(default)]
+    pub sources: Vec<String>,
     /// `NAME.report.json` of a done VM.
     pub report: Option<String>,
     /// Guest bytes copied.
@@ -107,10 +111,11 @@ impl WaveState {
         Ok(())
     }
 
-    pub fn is_done(&self, id: &str) -> bool {
-        self.vms
-            .get(id)
-            .is_some_and(|r| r.status == RecordStatus::Done)
+    /// The record of VM `id` when it is done, from these `sources`.
+    pub fn done_record(&self, id: &str, sources: &[String]) -> Option<&VmRecord> {
+        self.vms.get(id).filter(|r| {
+            r.status == RecordStatus::Done && (r.sources.is_empty() || r.sources == sources)
+        })
     }
 }
 
@@ -129,6 +134,7 @@ mod tests {
         VmRecord {
             status,
             name: Some("web01".into()),
+            sources: vec!["web01.vmx".into()],
             report: Some("/out/web01.report.json".into()),
             bytes_copied: 42,
             seconds: 1.5,
@@ -152,9 +158,14 @@ mod tests {
         state.save(dir.path()).unwrap();
         let back = WaveState::load(dir.path()).unwrap();
         assert_eq!(back.vms, state.vms);
-        assert!(back.is_done("web01"));
-        assert!(!back.is_done("db01"));
-        assert!(!back.is_done("new"));
+        let web = ["web01.vmx".to_string()];
+        assert!(back.done_record("web01", &web).is_some());
+        assert!(back.done_record("db01", &web).is_none());
+        assert!(back.done_record("new", &web).is_none());
+        // The same id moved from other sources is another VM.
+        assert!(back
+            .done_record("web01", &["other/web01.vmx".into()])
+            .is_none());
         // No temporary file is left beside it.
         let names: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()

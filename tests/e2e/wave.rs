@@ -124,6 +124,27 @@ fn wave_moves_every_vm_reports_failures_and_resumes() {
         web_mtime,
         "a VM done before was written again"
     );
+
+    // Another inventory into the same folder reuses the id web01 for another export: it
+    // is not taken for done, and the earlier web01's files are not replaced.
+    let other = d.join("wave2.toml");
+    std::fs::write(
+        &other,
+        "[defaults]\nfixups = false\n\n[[vm]]\nsource = \"app01.vmdk\"\nname = \"web01\"\n",
+    )
+    .expect("inventory");
+    let third = run_ferry(["wave", p(&other), "--out", p(&out), "--json"]);
+    assert_eq!(third.status.code(), Some(9), "{}", stderr(&third));
+    let web = json_of(&third);
+    let web = status_of(&web, "web01");
+    assert_eq!(web["status"], "failed", "{web:#}");
+    assert!(
+        web["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("already exists")),
+        "{web:#}"
+    );
+    assert_qemu_identical(&web_raw, "raw", &web_out, "qcow2");
 }
 
 #[test]
