@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use crate::libvirtd::{dest_libvirtd, LocalLibvirtd};
 use crate::tiny_guest::{
-    define_and_start, domstate, job_stat, prerequisites, ticks, unique_name, virsh, wait_ticks,
-    DomainGuard, TinySpec,
+    assert_running, define_and_start, domstate, job_stat, prerequisites, ticks, unique_name, virsh,
+    wait_ticks, DomainGuard, TinySpec,
 };
 use crate::util::*;
 
@@ -131,10 +131,7 @@ fn live_move_keeps_the_guest_ticking_and_reports_libvirts_downtime() {
     let report = final_report(&out);
     let m = &report["migration"];
     assert_eq!(m["succeeded"], true, "{report:#}");
-    assert_eq!(
-        domstate(&dest.socket_uri, &spec.name).as_deref(),
-        Some("running")
-    );
+    assert_running(&dest.socket_uri, &spec.name);
     assert_eq!(
         domstate(&src.socket_uri, &spec.name),
         None,
@@ -267,10 +264,7 @@ fn copy_storage_all_moves_a_guest_whose_disk_is_only_at_the_source() {
         ],
     );
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
-    assert_eq!(
-        domstate(&dest.socket_uri, &name).as_deref(),
-        Some("running")
-    );
+    assert_running(&dest.socket_uri, &name);
     assert_ticks_continue(&log, before);
     // The disk arrived whole while the guest ran on.
     assert_qemu_identical(&src_disk, "raw", &dest_disk, "raw");
@@ -309,10 +303,7 @@ fn preflight_names_the_unresolvable_destination_and_the_fix() {
         &["--dry-run", "--migrate-uri", "tcp://127.0.0.1"],
     );
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
-    assert_eq!(
-        domstate(&src.socket_uri, &spec.name).as_deref(),
-        Some("running")
-    );
+    assert_running(&src.socket_uri, &spec.name);
     // Flag combinations libvirt refuses are caught before anything is asked of it.
     let out = ferry_migrate(
         src,
@@ -322,10 +313,7 @@ fn preflight_names_the_unresolvable_destination_and_the_fix() {
     );
     assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
     assert!(stderr(&out).contains("flags"), "{}", stderr(&out));
-    assert_eq!(
-        domstate(&src.socket_uri, &spec.name).as_deref(),
-        Some("running")
-    );
+    assert_running(&src.socket_uri, &spec.name);
 }
 
 /// A guest rewriting 48 MiB of memory continuously: pre-copy at 4 MiB/s never converges.
@@ -362,10 +350,7 @@ fn non_converging_precopy_times_out_and_the_guest_stays_on_the_source() {
     let err = stderr(&out);
     assert!(err.contains("still running on the source"), "{err}");
     assert!(started.elapsed() < Duration::from_secs(120));
-    assert_eq!(
-        domstate(&src.socket_uri, &spec.name).as_deref(),
-        Some("running")
-    );
+    assert_running(&src.socket_uri, &spec.name);
     t.assert_still_ticking();
 }
 
@@ -415,10 +400,7 @@ fn auto_converge_throttles_what_precopy_cannot_move() {
     let throttle = report["migration"]["auto_converge_throttle"].as_i64();
     assert!(throttle.is_some_and(|t| t > 0), "{report:#}");
     assert_eq!(report["migration"]["postcopy_used"], false, "{report:#}");
-    assert_eq!(
-        domstate(&dest.socket_uri, &spec.name).as_deref(),
-        Some("running")
-    );
+    assert_running(&dest.socket_uri, &spec.name);
     t.assert_still_ticking();
 }
 
@@ -449,10 +431,7 @@ fn postcopy_finishes_what_precopy_cannot() {
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     let report = final_report(&out);
     assert_eq!(report["migration"]["postcopy_used"], true, "{report:#}");
-    assert_eq!(
-        domstate(&dest.socket_uri, &spec.name).as_deref(),
-        Some("running")
-    );
+    assert_running(&dest.socket_uri, &spec.name);
     t.assert_still_ticking();
 }
 
@@ -547,10 +526,7 @@ fn destination_daemon_killed_mid_move_leaves_the_guest_on_the_source() {
     assert_eq!(errors.len(), 1, "{err}");
     assert!(errors[0].contains("stopped answering"), "{err}");
     assert!(errors[0].contains("still running on the source"), "{err}");
-    assert_eq!(
-        domstate(&src.socket_uri, &spec.name).as_deref(),
-        Some("running")
-    );
+    assert_running(&src.socket_uri, &spec.name);
     assert_ticks_continue(log, before);
 }
 
@@ -669,10 +645,7 @@ fn link_cut_mid_move_leaves_the_guest_on_the_source() {
     assert!(err.contains("still running on the source"), "{err}");
     assert!(err.contains("stopped answering"), "{err}");
     assert!(noticed < Duration::from_secs(60), "took {noticed:?}: {err}");
-    assert_eq!(
-        domstate(&src.socket_uri, &spec.name).as_deref(),
-        Some("running")
-    );
+    assert_running(&src.socket_uri, &spec.name);
     assert_ticks_continue(log, before);
 }
 
@@ -796,7 +769,7 @@ fn v2v_migrate_to_runs_preflight_and_keeps_the_guest_when_it_fails() {
     let err = stderr(&out);
     assert!(err.contains("storage"), "{err}");
     assert!(err.contains("defined and running on"), "{err}");
-    assert_eq!(domstate(&src.socket_uri, &name).as_deref(), Some("running"));
+    assert_running(&src.socket_uri, &name);
     let saved: serde_json::Value = serde_json::from_slice(
         &std::fs::read(out_dir.join(format!("{name}.report.json"))).expect("report"),
     )

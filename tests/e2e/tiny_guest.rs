@@ -365,6 +365,15 @@ pub fn domstate(uri: &str, name: &str) -> Option<String> {
         .map(|s| s.trim().to_owned())
 }
 
+/// Asserts that libvirt at `uri` has the domain `name` running.
+pub fn assert_running(uri: &str, name: &str) {
+    assert_eq!(
+        domstate(uri, name).as_deref(),
+        Some("running"),
+        "{name} is not running at {uri}"
+    );
+}
+
 /// Defines and starts the tiny guest on `d` (through its unix socket). Panics, with the
 /// QEMU log, when it cannot. The serial log is truncated first.
 pub fn define_and_start(d: &LocalLibvirtd, spec: &TinySpec, serial_log: &Path) {
@@ -522,10 +531,7 @@ fn tiny_guest_ticks() {
         start.elapsed()
     );
     assert_never_reset(&ticks(&log), &log);
-    assert_eq!(
-        domstate(&src.socket_uri, &spec.name).as_deref(),
-        Some("running")
-    );
+    assert_running(&src.socket_uri, &spec.name);
 }
 
 #[test]
@@ -557,10 +563,7 @@ fn virsh_live_migration_between_own_daemons_keeps_ticking() {
         stat("Iteration")
     );
 
-    assert_eq!(
-        domstate(&dest.socket_uri, &spec.name).as_deref(),
-        Some("running")
-    );
+    assert_running(&dest.socket_uri, &spec.name);
     assert_eq!(
         domstate(&src.socket_uri, &spec.name),
         None,
@@ -582,10 +585,7 @@ fn virsh_live_migration_between_own_daemons_keeps_ticking() {
         .unwrap_or_else(|e| panic!("guest stopped ticking after the move: {e}"));
     assert!(after > before);
     assert_never_reset(&ticks(&log), &log);
-    assert_eq!(
-        domstate(&dest.socket_uri, &spec.name).as_deref(),
-        Some("running")
-    );
+    assert_running(&dest.socket_uri, &spec.name);
 }
 
 /// Stops a private daemon instance when dropped.
@@ -624,10 +624,7 @@ fn guest_survives_libvirtd_kill_and_restart() {
     let start = Instant::now();
     d.restart().unwrap_or_else(|e| panic!("{e}"));
     eprintln!("libvirtd restarted in {:.1?}", start.elapsed());
-    assert_eq!(
-        domstate(&d.socket_uri, &spec.name).as_deref(),
-        Some("running")
-    );
+    assert_running(&d.socket_uri, &spec.name);
     wait_ticks(&log, during + 2, Duration::from_secs(30)).unwrap_or_else(|e| panic!("{e}"));
     assert_never_reset(&ticks(&log), &log);
 }
@@ -704,10 +701,7 @@ fn dirtying_guest_does_not_converge_at_low_bandwidth() {
     let out = migrate.wait_with_output().expect("virsh migrate ends");
     assert!(!out.status.success(), "aborted migration reports failure");
 
-    assert_eq!(
-        domstate(&src.socket_uri, &spec.name).as_deref(),
-        Some("running")
-    );
+    assert_running(&src.socket_uri, &spec.name);
     assert_eq!(
         domstate(&dest.socket_uri, &spec.name),
         None,
